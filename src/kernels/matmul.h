@@ -1,0 +1,33 @@
+// Matrix multiplication of a weight matrix in any supported DType with float32 activations.
+// This is the one entry point the model uses; which kernel runs is decided inside (dispatch.cpp).
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "core/thread_pool.h"
+#include "tensor/dtype.h"
+
+namespace strata::kernels {
+
+// A weight matrix: rows × cols, row-major, each row row_bytes(type, cols) bytes (ggml layout: ne[0]=cols).
+// `packed` optionally holds a copy repacked at load into the layout the fast kernel prefers.
+struct Weight {
+  DType type = DType::F32;
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  std::shared_ptr<const void> packed;  // owned repacked copy, or null
+};
+
+// Y[t][r] = sum_c W[r][c] * X[t][c] for t < n_tok.  X: [n_tok][cols], Y: [n_tok][rows] (float32).
+void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
+
+// Prepares a weight for the fast kernels (may repack; never changes the file).
+Weight prepare_weight(DType type, const void* data, int64_t rows, int64_t cols);
+
+namespace ref {
+// Scalar reference: dequantize each row to float32, then a plain float dot product (double accumulate).
+void matmul(const Weight& w, const float* x, int64_t n_tok, float* y);
+}  // namespace ref
+
+}  // namespace strata::kernels
