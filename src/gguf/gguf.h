@@ -2,6 +2,7 @@
 // Layout reference: ggml's docs/gguf.md. All multi-byte values little-endian.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -82,6 +83,9 @@ class File {
   double get_float(const std::string& key, double def) const;
   bool get_bool(const std::string& key, bool def) const;
   std::string get_string(const std::string& key, const std::string& def = "") const;
+  // A token id or other index where llama.cpp writes u32 0xFFFFFFFF (or -1) for "none": `def` when the key
+  // is absent or holds that sentinel, the value otherwise; error when present but not an integer.
+  int64_t get_id(const std::string& key, int64_t def = -1) const;
   // Required variants: strata::Error "missing required key K" when absent.
   int64_t require_int(const std::string& key) const;
   std::string require_string(const std::string& key) const;
@@ -92,6 +96,8 @@ class File {
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(const std::string& name) const;
+  // The whole file's bytes (mapped or caller-owned), valid while the File lives.
+  std::span<const uint8_t> bytes() const { return bytes_; }
 
  private:
   std::string path_;
@@ -116,6 +122,9 @@ class Writer {
                   std::span<const uint8_t> data);     // data is copied at write() time, must stay valid
   void write(const std::string& path) const;          // throws strata::Error on I/O errors
   std::vector<uint8_t> to_bytes() const;
+  // Streams the file to `sink` in order (header, padding, tensor data); throws strata::Error on invalid
+  // metadata (a value that does not fit its type, an array element of another type, a bad alignment).
+  void write_to(const std::function<void(const void* data, size_t size)>& sink) const;
 
   // Convenience constructors for values.
   static Value u32(uint32_t v);

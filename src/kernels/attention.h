@@ -34,4 +34,57 @@ struct AttentionShape {
 void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_pos0, const KvView& k,
                const KvView& v, int64_t n_kv, float* out, ThreadPool& pool);
 
+// ---- Tiling, the shared max, and I/O accounting (for tests, benchmarks and `strata bench attn`) ----
+
+// How a call is tiled. Zero fields are resolved from the cache sizes and the shape (resolve_attention_config).
+// A work item is (KV head, query tile, KV split); the query rows of an item are q_tile positions × the
+// group's query heads, so each K/V tile is dequantized once and used by every query head of the group.
+struct AttentionConfig {
+  int32_t kv_tile = 0;    // keys per K/V tile (K and V tiles, dequantized to f32, fit in half the L1)
+  int32_t q_tile = 0;     // query positions per item (Q, O and a score tile of its rows fit in half the L2)
+  int32_t kv_splits = 0;  // KV chunks per (KV head, query tile), combined at the end (flash-decoding)
+  // Shared max (FlashDecoding++): 1 seeds every row's running max with one estimate, the largest of the
+  // row's scores against key 0 and its own last key, so all KV splits of a row start from the same value
+  // and never wait for each other; 0 starts from -inf; -1 (default) = on when decoding (q_tile*group
+  // rows are few). Either way the running max is raised (and the partial rescaled: the exact fallback)
+  // only when a score exceeds it by more than max_slack, so exp() stays below e^max_slack and sums stay
+  // far from float overflow.
+  int32_t shared_max = -1;
+  float max_slack = 30.f;
+};
+
+// The bytes the algorithm moves between memory and the cores, counted per call (not measured):
+// K/V rows of every tile it loads (storage format bytes), Q read, O written, split partials.
+struct AttentionIoStats {
+  int64_t q_bytes = 0;        // queries read (float32)
+  int64_t k_bytes = 0;        // K rows read, including the shared-max probes
+  int64_t v_bytes = 0;        // V rows read
+  int64_t o_bytes = 0;        // outputs written (float32)
+  int64_t partial_bytes = 0;  // split-KV partials (m, l, o) written and read back by the combine
+  int64_t kv_tiles = 0;       // K/V tiles processed (fully masked tiles are skipped, not counted)
+  int64_t rescales = 0;       // (row, tile) pairs where a seeded/finite running max had to be raised
+  int64_t items = 0;          // work items run
+  AttentionConfig config;     // the resolved tiling of the call
+
+  int64_t total_bytes() const { return q_bytes + k_bytes + v_bytes + o_bytes + partial_bytes; }
+  void add(const AttentionIoStats& o);
+};
+
+// As attention() with an explicit tiling and optional I/O counting (stats may be null).
+void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_pos0, const KvView& k,
+               const KvView& v, int64_t n_kv, float* out, ThreadPool& pool, const AttentionConfig& config,
+               AttentionIoStats* stats);
+
+// Data cache sizes in bytes, read once from /sys/devices/system/cpu/cpu0/cache (defaults when absent).
+struct CacheSizes {
+  int64_t l1d = 32 << 10;
+  int64_t l2 = 1 << 20;
+  int64_t l3 = 8 << 20;
+};
+const CacheSizes& cache_sizes();
+
+// The tiling attention() uses for this call: the zero fields of `config` filled in.
+AttentionConfig resolve_attention_config(const AttentionShape& s, int64_t n_q, int64_t n_kv, int n_threads,
+                                         const AttentionConfig& config = {});
+
 }  // namespace strata::kernels

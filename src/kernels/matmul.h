@@ -1,8 +1,10 @@
 // Matrix multiplication of a weight matrix in any supported DType with float32 activations.
 // This is the one entry point the model uses; which kernel runs is decided inside (dispatch.cpp).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "tensor/dtype.h"
@@ -24,6 +26,19 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
 
 // Prepares a weight for the fast kernels (may repack; never changes the file).
 Weight prepare_weight(DType type, const void* data, int64_t rows, int64_t cols);
+
+// Bytes of the repacked copy prepare_weight made (0 when the weight is used in its file layout).
+// Int8-panel types repack into a copy the size of the file's data (Q4_K/Q5_K: +2.8%/+2.3%), plus zero
+// rows up to a multiple of the tile (16 rows on AVX-512); the loader may drop the file's pages after it.
+size_t packed_bytes(const Weight& w);
+
+// ---- SIMD targets (Highway dynamic dispatch; see simd_config.h) ----
+// The targets the kernels were compiled for that this CPU supports, best first (Highway HWY_* bits).
+// Tests run each one with hwy::SetSupportedTargetsForTest(target).
+std::vector<int64_t> simd_targets();
+// The target the kernels run on now, and a target's name ("AVX3_DL", "AVX2", "SSE4", "SCALAR", ...).
+int64_t simd_target();
+const char* simd_target_name(int64_t target);
 
 namespace ref {
 // Scalar reference: dequantize each row to float32, then a plain float dot product (double accumulate).

@@ -38,14 +38,26 @@ class Sampler {
   uint64_t seed() const { return seed_; }
   // Candidates that survived the chain at the last sample() call, most likely first (for logprobs).
   const std::vector<TokenProb>& last_candidates() const { return cands_; }
+  const SamplerParams& params() const { return p_; }
+
+  // The n most likely tokens of raw logits with their softmax probabilities over the whole vocabulary
+  // (temperature 1, no penalties), most likely first, lowest id first on ties: for logprobs reports.
+  static std::vector<TokenProb> top_n(std::span<const float> logits, int32_t n);
 
  private:
+  void apply_penalties(std::span<const float> logits);  // work_ = logits with the penalties applied
+  int32_t sample_greedy();
+  int32_t sample_dist();
+
   SamplerParams p_;
   int32_t n_vocab_;
   uint64_t seed_;
   std::mt19937_64 rng_;
   std::deque<int32_t> recent_;
   std::vector<TokenProb> cands_;
+  std::vector<float> work_;            // (n_vocab) penalised logits of the current sample() call
+  std::vector<int32_t> window_;        // scratch: sorted copy of recent_ for counting
+  std::vector<double> weights_;        // scratch: unnormalised probabilities of cands_
 };
 
 }  // namespace strata

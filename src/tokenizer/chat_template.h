@@ -18,6 +18,9 @@ class ChatTemplate {
   // Throws strata::Error when unknown: "unknown chat template ...: pass --chat-template NAME (one of ...)".
   static ChatTemplate detect(const std::string& name_or_text);
   static const std::vector<std::string>& family_names();
+  // Variants llama.cpp renders differently and detect() recognises: "llama2-sys-bos", "llama2-sys-strip"
+  // (the official Llama-2-chat template), "mistral-v1", "mistral-v3", "mistral-v3-tekken", "mistral-v7".
+  static const std::vector<std::string>& variant_names();
 
   // Renders the conversation; with add_generation_prompt the text ends where the assistant's reply begins.
   std::string apply(const std::vector<ChatMessage>& msgs, bool add_generation_prompt) const;

@@ -1,0 +1,36 @@
+// Internal: one attention work item (KV head × query tile × KV split), the unit the threads share.
+// attention.cpp plans the items and combines split partials; attention_simd.cpp runs an item with the
+// best instruction set of this CPU (Highway dynamic dispatch).
+#pragma once
+#include <cstdint>
+
+#include "kernels/attention.h"
+
+namespace strata::kernels::detail {
+
+struct AttnItem {
+  const AttentionShape* shape = nullptr;
+  const float* q = nullptr;  // all queries [n_q][n_head][head_dim]
+  int64_t q_pos0 = 0;
+  int64_t n_kv = 0;
+  const KvView* k = nullptr;
+  const KvView* v = nullptr;
+  int32_t kv_head = 0;
+  int64_t q_begin = 0, q_count = 0;  // query positions (indices into q) of the item
+  int64_t kv_begin = 0, kv_end = 0;  // keys of the item (causal clipping is applied inside)
+  int32_t kv_tile = 64;
+  float max_slack = 30.f;
+  bool seed_max = false;
+  // Exactly one is set: out = the whole output array (rows are normalized and written in place);
+  // partial = [rows][head_dim + 2]: the unnormalized o row, then its running max m and sum l.
+  float* out = nullptr;
+  float* partial = nullptr;
+};
+
+// Runs one item, adding what it reads and writes to `stats` (the caller's per-worker counters).
+void run_attention_item(const AttnItem& item, AttentionIoStats& stats);
+
+// Name of the instruction set run_attention_item uses on this CPU (e.g. "AVX3", "AVX2").
+const char* attention_target_name();
+
+}  // namespace strata::kernels::detail

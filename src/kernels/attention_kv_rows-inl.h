@@ -1,0 +1,121 @@
+// Per-target KV row loaders: one struct per storage format turns a row of head_dim values into float32.
+// This is where a KV format plugs into attention: add a struct with Load() and a case in
+// LoadKvTile(). The tile loop calls the loader once per row of a tile, so dequantization is fused
+// into the tile loop and no full-cache copy is ever made.
+// (Highway per-target header: included once per target by attention_simd.cpp.)
+#if defined(STRATA_KERNELS_ATTENTION_KV_ROWS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef STRATA_KERNELS_ATTENTION_KV_ROWS_INL_H_
+#undef STRATA_KERNELS_ATTENTION_KV_ROWS_INL_H_
+#else
+#define STRATA_KERNELS_ATTENTION_KV_ROWS_INL_H_
+#endif
+
+#include <cstdint>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "hwy/highway.h"
+#include "kernels/attention.h"
+#include "tensor/dtype.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace strata::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// float32 rows: copied (used only when the row stride is not a whole number of floats).
+struct KvRowF32 {
+  static constexpr size_t RowBytes(int32_t n) { return 4 * static_cast<size_t>(n); }
+  template <class D>
+  static HWY_INLINE void Load(D d, const uint8_t* HWY_RESTRICT src, float* HWY_RESTRICT dst, int32_t n) {
+    std::memcpy(dst, src, RowBytes(n));
+    (void)d;
+  }
+};
+
+// IEEE half rows (F16C on x86).
+struct KvRowF16 {
+  static constexpr size_t RowBytes(int32_t n) { return 2 * static_cast<size_t>(n); }
+  template <class D>
+  static HWY_INLINE void Load(D d, const uint8_t* HWY_RESTRICT src, float* HWY_RESTRICT dst, int32_t n) {
+    const hn::Rebind<hwy::float16_t, D> dh;
+    const auto* h = reinterpret_cast<const hwy::float16_t*>(src);
+    const int32_t N = static_cast<int32_t>(hn::Lanes(d));
+    int32_t i = 0;
+    for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, h + i)), d, dst + i);
+    for (; i < n; ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, src + 2 * i, 2);
+      dst[i] = fp16_to_f32(bits);
+    }
+  }
+};
+
+// q8_0 rows: blocks of an fp16 scale and 32 int8 (n is a multiple of 32).
+struct KvRowQ8_0 {
+  static constexpr size_t RowBytes(int32_t n) { return sizeof(block_q8_0) * static_cast<size_t>(n / QK8_0); }
+  template <class D>
+  static HWY_INLINE void Load(D d, const uint8_t* HWY_RESTRICT src, float* HWY_RESTRICT dst, int32_t n) {
+    const hn::Rebind<int32_t, D> di;
+    const hn::Rebind<int8_t, D> d8;
+    constexpr int32_t kN = static_cast<int32_t>(hn::MaxLanes(D()));
+    const int32_t N = static_cast<int32_t>(hn::Lanes(d));
+    for (int32_t b = 0; b < n / QK8_0; ++b) {
+      const auto* blk = reinterpret_cast<const block_q8_0*>(src + b * sizeof(block_q8_0));
+      uint16_t dbits;
+      std::memcpy(&dbits, &blk->d, 2);
+      const float scale = fp16_to_f32(dbits);
+      float* o = dst + b * QK8_0;
+      if constexpr (kN <= QK8_0) {
+        const auto vs = hn::Set(d, scale);
+        for (int32_t i = 0; i < QK8_0; i += N)
+          hn::StoreU(hn::Mul(hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, blk->qs + i))), vs), d, o + i);
+      } else {
+        for (int32_t i = 0; i < QK8_0; ++i) o[i] = scale * static_cast<float>(blk->qs[i]);
+      }
+    }
+  }
+};
+
+template <class Row, class D>
+HWY_INLINE void LoadRows(D d, const uint8_t* src, int64_t pos_stride, int64_t rows, int32_t n, float* dst,
+                         int64_t ld) {
+  for (int64_t j = 0; j < rows; ++j) Row::Load(d, src + j * pos_stride, dst + j * ld, n);
+}
+
+// Rows j0 .. j0+rows-1 of KV head `head` as float32 [rows][ld]: a pointer into the cache itself for f32
+// (no copy), else `buf` filled by the format's loader (ld = head_dim rounded up to 16). Returns the rows
+// and sets ld; `bytes` gets the bytes read from the cache.
+template <class D>
+HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t j0, int64_t rows, int32_t n,
+                                   float* HWY_RESTRICT buf, int64_t& ld, int64_t& bytes) {
+  const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride + j0 * kv.pos_stride;
+  const int64_t ldb = (n + 15) & ~int64_t{15};
+  switch (kv.type) {
+    case DType::F32:
+      bytes += rows * static_cast<int64_t>(KvRowF32::RowBytes(n));
+      if (kv.pos_stride % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 4 == 0) {
+        ld = kv.pos_stride / 4;
+        return reinterpret_cast<const float*>(src);
+      }
+      LoadRows<KvRowF32>(d, src, kv.pos_stride, rows, n, buf, ldb);
+      break;
+    case DType::F16:
+      bytes += rows * static_cast<int64_t>(KvRowF16::RowBytes(n));
+      LoadRows<KvRowF16>(d, src, kv.pos_stride, rows, n, buf, ldb);
+      break;
+    case DType::Q8_0:
+      bytes += rows * static_cast<int64_t>(KvRowQ8_0::RowBytes(n));
+      LoadRows<KvRowQ8_0>(d, src, kv.pos_stride, rows, n, buf, ldb);
+      break;
+    default:
+      fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0)", dtype_name(kv.type));
+  }
+  ld = ldb;
+  return buf;
+}
+
+}  // namespace strata::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard (per target)

@@ -1,0 +1,178 @@
+// Float matmul kernels, one Highway variant per target:
+//  - F32 / F16 / BF16 weights times f32 activations: tiles of RT rows x TT tokens, each a set of RT*TT
+//    SIMD dot products reduced at the end (weights widened to f32 once per tile step, reused by TT tokens);
+//  - the dequantize path for every other type: RT rows dequantized into a buffer, then the same f32 tile.
+#include "kernels/simd_config.h"  // first: the target list
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/gemm_float.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "kernels/matmul_internal.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace strata::kernels::fl::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Tile shape: RT*TT accumulators + TT activation vectors + 1 weight vector must fit in the registers.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_NEON
+constexpr size_t kRowTile = 4, kTokTile = 6;  // 32 vector registers
+#else
+constexpr size_t kRowTile = 4, kTokTile = 3;  // 16 vector registers
+#endif
+
+// Weight element types: N weights widened to f32, and one weight for the scalar tail.
+HWY_INLINE VF LoadW(DF df, const float* p) { return hn::LoadU(df, p); }
+HWY_INLINE VF LoadW(DF df, const hwy::float16_t* p) {
+  return hn::PromoteTo(df, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(), p));
+}
+HWY_INLINE VF LoadW(DF df, const hwy::bfloat16_t* p) {
+  return hn::PromoteTo(df, hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(), p));
+}
+HWY_INLINE float OneW(const float* p) { return *p; }
+HWY_INLINE uint16_t Bits16(const void* p) {
+  uint16_t b;
+  std::memcpy(&b, p, 2);
+  return b;
+}
+HWY_INLINE float OneW(const hwy::float16_t* p) { return fp16_to_f32(Bits16(p)); }
+HWY_INLINE float OneW(const hwy::bfloat16_t* p) { return bf16_to_f32(Bits16(p)); }
+
+// out[t * RT + r] = dot(w[r][0..K), x[t][0..K)).
+template <class WT, size_t RT, size_t TT>
+HWY_NOINLINE void FloatTile(const WT* const* HWY_RESTRICT w, const float* const* HWY_RESTRICT x, int64_t K,
+                            float* HWY_RESTRICT out) {
+  const DF df;
+  constexpr int64_t N = static_cast<int64_t>(hn::MaxLanes(df));
+  VF acc[RT][TT];
+  for (size_t r = 0; r < RT; ++r)
+    for (size_t t = 0; t < TT; ++t) acc[r][t] = hn::Zero(df);
+  int64_t k = 0;
+  for (; k + N <= K; k += N) {
+    VF xv[TT];
+    for (size_t t = 0; t < TT; ++t) xv[t] = hn::LoadU(df, x[t] + k);
+    for (size_t r = 0; r < RT; ++r) {
+      const VF wv = LoadW(df, w[r] + k);
+      for (size_t t = 0; t < TT; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
+    }
+  }
+  for (size_t r = 0; r < RT; ++r) {
+    for (size_t t = 0; t < TT; ++t) {
+      float s = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
+      for (int64_t kk = k; kk < K; ++kk) s += OneW(w[r] + kk) * x[t][kk];
+      out[t * RT + r] = s;
+    }
+  }
+}
+
+// y[t][row0 + r] for r < n_rows (<= kRowTile), all tokens, from row pointers w[0..n_rows).
+template <class WT>
+void RowTileAllTokens(const WT* const* w, int n_rows, const detail::FloatArgs& a, int64_t t0, int64_t t1,
+                      int64_t row0) {
+  HWY_ALIGN float out[kRowTile * kTokTile];
+  const float* xs[kTokTile];
+  for (int64_t t = t0; t < t1;) {
+    const size_t tt = (t1 - t >= static_cast<int64_t>(kTokTile)) ? kTokTile : 1;
+    for (size_t i = 0; i < tt; ++i) xs[i] = a.x + (t + static_cast<int64_t>(i)) * a.cols;
+    size_t rt = kRowTile;
+    if (n_rows == static_cast<int>(kRowTile)) {
+      if (tt == kTokTile) {
+        FloatTile<WT, kRowTile, kTokTile>(w, xs, a.cols, out);
+      } else {
+        FloatTile<WT, kRowTile, 1>(w, xs, a.cols, out);
+      }
+    } else {  // the last rows of the matrix, one at a time
+      rt = 1;
+      for (int r = 0; r < n_rows; ++r) {
+        float o[kTokTile];
+        if (tt == kTokTile) {
+          FloatTile<WT, 1, kTokTile>(w + r, xs, a.cols, o);
+        } else {
+          FloatTile<WT, 1, 1>(w + r, xs, a.cols, o);
+        }
+        for (size_t i = 0; i < tt; ++i) a.y[(t + static_cast<int64_t>(i)) * a.rows + row0 + r] = o[i];
+      }
+    }
+    if (rt == kRowTile)
+      for (size_t i = 0; i < tt; ++i)
+        for (int r = 0; r < n_rows; ++r) a.y[(t + static_cast<int64_t>(i)) * a.rows + row0 + r] = out[i * rt + r];
+    t += static_cast<int64_t>(tt);
+  }
+}
+
+// Tokens per block: the activations of a block (cols floats each) stay in about 1 MiB of L2.
+int64_t TokenBlock(int64_t cols) {
+  return std::max<int64_t>(kTokTile, ((1 << 20) / std::max<int64_t>(1, cols * 4)) / kTokTile * kTokTile);
+}
+
+template <class WT>
+void FloatRows(const detail::FloatArgs& a, int64_t row_begin, int64_t row_end) {
+  const int64_t tb = TokenBlock(a.cols);
+  for (int64_t t0 = 0; t0 < a.n_tok; t0 += tb) {
+    const int64_t t1 = std::min(a.n_tok, t0 + tb);
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
+      const int n = static_cast<int>(std::min<int64_t>(kRowTile, row_end - r0));
+      const WT* w[kRowTile];
+      for (int r = 0; r < n; ++r) w[r] = reinterpret_cast<const WT*>(a.data + (r0 + r) * a.row_stride);
+      RowTileAllTokens<WT>(w, n, a, t0, t1, r0);
+    }
+  }
+}
+
+int FloatTileRows() { return static_cast<int>(kRowTile); }
+
+void FloatMatmulRows(const detail::FloatArgs& a, int64_t row_begin, int64_t row_end) {
+  switch (a.type) {
+    case DType::F32: return FloatRows<float>(a, row_begin, row_end);
+    case DType::F16: return FloatRows<hwy::float16_t>(a, row_begin, row_end);
+    case DType::BF16: return FloatRows<hwy::bfloat16_t>(a, row_begin, row_end);
+    default: STRATA_ASSERT(false, "FloatMatmulRows: not a float type");
+  }
+}
+
+// scratch: kRowTile * cols floats.
+void DequantMatmulRows(const detail::FloatArgs& a, int64_t row_begin, int64_t row_end, float* scratch) {
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
+    const int n = static_cast<int>(std::min<int64_t>(kRowTile, row_end - r0));
+    const float* w[kRowTile];
+    for (int r = 0; r < n; ++r) {
+      float* dst = scratch + r * a.cols;
+      dequantize_row(a.type, a.data + (r0 + r) * a.row_stride, dst, a.cols);
+      w[r] = dst;
+    }
+    RowTileAllTokens<float>(w, n, a, 0, a.n_tok, r0);
+  }
+}
+
+}  // namespace strata::kernels::fl::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace strata::kernels {
+namespace fl {
+HWY_EXPORT(FloatTileRows);
+HWY_EXPORT(FloatMatmulRows);
+HWY_EXPORT(DequantMatmulRows);
+}  // namespace fl
+
+namespace detail {
+int float_tile_rows() { return HWY_DYNAMIC_DISPATCH(fl::FloatTileRows)(); }
+void float_matmul_rows(const FloatArgs& a, int64_t row_begin, int64_t row_end) {
+  HWY_DYNAMIC_DISPATCH(fl::FloatMatmulRows)(a, row_begin, row_end);
+}
+void dequant_matmul_rows(const FloatArgs& a, int64_t row_begin, int64_t row_end, float* scratch) {
+  HWY_DYNAMIC_DISPATCH(fl::DequantMatmulRows)(a, row_begin, row_end, scratch);
+}
+}  // namespace detail
+
+}  // namespace strata::kernels
+#endif  // HWY_ONCE

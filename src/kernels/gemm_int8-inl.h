@@ -1,0 +1,350 @@
+// The int8 panel kernel, per target: one tile of R weight rows (int8_panel.h) times T tokens of QAct
+// activations, for GEMV (T = 1) and GEMM (T up to 8). A weight type is a value kind (how the quants of a
+// group unpack into u8 vectors) and a scale kind (how the integer group sums become floats).
+//
+// Per scale group (32 or 16 columns) and token: isum (int32, one lane per row) = sum q * xq, then
+//   acc += scale * (isum * dx) + bias * sx
+// with scale/bias per row from the meta section (e.g. Q4_0: scale = d, bias = -8d; Q4_K: d*sc, -dmin*m)
+// and dx, sx = dx * sum(xq) from the activation block.
+#if defined(STRATA_KERNELS_GEMM_INT8_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef STRATA_KERNELS_GEMM_INT8_INL_H_
+#undef STRATA_KERNELS_GEMM_INT8_INL_H_
+#else
+#define STRATA_KERNELS_GEMM_INT8_INL_H_
+#endif
+
+#include <algorithm>
+
+#include "kernels/int8_dot-inl.h"
+#include "kernels/matmul_internal.h"
+
+HWY_BEFORE_NAMESPACE();
+#if STRATA_VNNI && defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#elif STRATA_VNNI
+#pragma GCC target("avx512vnni")
+#endif
+namespace strata::kernels::i8::HWY_NAMESPACE {
+
+#if HWY_TARGET != HWY_SCALAR
+
+// Tokens per GEMM tile: the accumulators of T tokens stay in registers (16 on AVX2/SSE4, 32 on AVX-512).
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr size_t kMaxTokTile = 8;
+#else
+constexpr size_t kMaxTokTile = 4;
+#endif
+
+// ---- Value kinds: the u8 quants of chunk pair p (chunks 2p, 2p+1) of a group at gv. ----
+
+HWY_INLINE void Nibbles(const uint8_t* p, VU8& lo, VU8& hi) {
+  const DU8 du8;
+  const auto m = hn::Set(du8, 0x0F);
+  const auto v = hn::Load(du8, p);
+  lo = hn::And(v, m);
+  hi = hn::And(hn::ShiftRight<4>(v), m);
+}
+
+// Moves bit (or bit pair) `bit` of every byte of h to bit `to` (via 16-bit shifts: the mask drops what
+// crosses a byte boundary).
+template <int bit, int to, int mask>
+HWY_INLINE VU8 MoveBits(VU8 h) {
+  const DU16 du16;
+  const auto h16 = hn::BitCast(du16, h);
+  hn::Vec<DU16> s;
+  if constexpr (bit < to) {
+    s = hn::ShiftLeft<to - bit>(h16);
+  } else if constexpr (bit > to) {
+    s = hn::ShiftRight<bit - to>(h16);
+  } else {
+    s = h16;
+  }
+  return hn::And(hn::BitCast(DU8(), s), hn::Set(DU8(), static_cast<uint8_t>(mask)));
+}
+
+// 4-bit quants (Q4_0, Q4_1, Q4_K): 4 nibble vectors per 32-column group.
+struct KindNib4 {
+  static constexpr int kGroup = 32, kPairs = 4, kFlushChunks = 8;  // 8 * 2*15*127 < 2^15
+  static constexpr bool kSigned = false;
+  static constexpr size_t kGroupBytes = 16 * kR;
+  template <int p>
+  static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
+    Nibbles(gv + p * 4 * kR, lo, hi);
+  }
+};
+
+// 5-bit quants (Q5_0, Q5_K): nibbles plus one vector of fifth bits (bit c: chunk c).
+struct KindNib5 {
+  static constexpr int kGroup = 32, kPairs = 4, kFlushChunks = 4;  // 4 * 2*31*127 < 2^15
+  static constexpr bool kSigned = false;
+  static constexpr size_t kGroupBytes = 20 * kR;
+  template <int p>
+  static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
+    Nibbles(gv + p * 4 * kR, lo, hi);
+    const auto h = hn::Load(DU8(), gv + 16 * kR);
+    lo = hn::Or(lo, MoveBits<2 * p, 4, 0x10>(h));
+    hi = hn::Or(hi, MoveBits<2 * p + 1, 4, 0x10>(h));
+  }
+};
+
+// 6-bit quants (Q6_K), 16-column groups: 2 nibble vectors plus one vector of high bit pairs.
+struct KindNib6 {
+  static constexpr int kGroup = 16, kPairs = 2, kFlushChunks = 2;  // 2 * 2*63*127 < 2^15
+  static constexpr bool kSigned = false;
+  static constexpr size_t kGroupBytes = 12 * kR;
+  template <int p>
+  static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
+    Nibbles(gv + p * 4 * kR, lo, hi);
+    const auto h = hn::Load(DU8(), gv + 8 * kR);
+    lo = hn::Or(lo, MoveBits<4 * p, 4, 0x30>(h));
+    hi = hn::Or(hi, MoveBits<4 * p + 2, 4, 0x30>(h));
+  }
+};
+
+// 8-bit signed quants (Q8_0): one vector per chunk.
+struct KindQ8 {
+  static constexpr int kGroup = 32, kPairs = 4, kFlushChunks = 1;  // |w| <= 128: 2*128*127 < 2^15
+  static constexpr bool kSigned = true;
+  static constexpr size_t kGroupBytes = 32 * kR;
+  template <int p>
+  static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
+    lo = hn::Load(DU8(), gv + 2 * p * 4 * kR);
+    hi = hn::Load(DU8(), gv + (2 * p + 1) * 4 * kR);
+  }
+};
+
+// isum[t] = the int32 dot of the group's quants (all R rows) with token t's activations xq[t][0..kGroup).
+template <class Kind, size_t T>
+HWY_INLINE void GroupDot(const uint8_t* gv, const int8_t* const* xq, VI32* isum) {
+  for (size_t t = 0; t < T; ++t) isum[t] = hn::Zero(DI32());
+#if STRATA_VNNI
+  Unroll<Kind::kPairs>([&](auto pc) HWY_ATTR {
+    constexpr int p = decltype(pc)::value;
+    VU8 lo, hi;
+    Kind::template Pair<p>(gv, lo, hi);
+    for (size_t t = 0; t < T; ++t) {
+      const VI8 x0 = BroadcastQuad(xq[t] + 8 * p), x1 = BroadcastQuad(xq[t] + 8 * p + 4);
+      if constexpr (Kind::kSigned) {
+        VU8 a;
+        VI8 b;
+        ApplySign(hn::BitCast(DI8(), lo), x0, a, b);
+        isum[t] = DotQuads(isum[t], a, b);
+        ApplySign(hn::BitCast(DI8(), hi), x1, a, b);
+        isum[t] = DotQuads(isum[t], a, b);
+      } else {
+        isum[t] = DotQuads(isum[t], lo, x0);
+        isum[t] = DotQuads(isum[t], hi, x1);
+      }
+    }
+  });
+#else
+  VI16 acc16[T];
+  Unroll<Kind::kPairs>([&](auto pc) HWY_ATTR {
+    constexpr int p = decltype(pc)::value;
+    VU8 lo, hi;
+    Kind::template Pair<p>(gv, lo, hi);
+    for (size_t t = 0; t < T; ++t) {
+      const VI8 x0 = BroadcastQuad(xq[t] + 8 * p), x1 = BroadcastQuad(xq[t] + 8 * p + 4);
+      if constexpr (Kind::kSigned) {
+        VU8 a;
+        VI8 b;
+        ApplySign(hn::BitCast(DI8(), lo), x0, a, b);
+        const VI32 s0 = SumPairs(MulAddPairs(a, b));
+        ApplySign(hn::BitCast(DI8(), hi), x1, a, b);
+        isum[t] = hn::Add(isum[t], hn::Add(s0, SumPairs(MulAddPairs(a, b))));
+      } else {
+        static_assert(Kind::kFlushChunks >= 2 && Kind::kFlushChunks % 2 == 0);
+        constexpr int kPairsPerFlush = Kind::kFlushChunks / 2;
+        const VI16 prod = hn::Add(MulAddPairs(lo, x0), MulAddPairs(hi, x1));
+        if constexpr (p % kPairsPerFlush == 0) {
+          acc16[t] = prod;
+        } else {
+          acc16[t] = hn::Add(acc16[t], prod);
+        }
+        if constexpr (p % kPairsPerFlush == kPairsPerFlush - 1) isum[t] = hn::Add(isum[t], SumPairs(acc16[t]));
+      }
+    }
+  });
+#endif
+}
+
+// ---- Scale kinds: per superblock state from the meta section, per group finish. ----
+
+// The activation sum a group's bias multiplies: the whole block or one of its 16-column halves.
+template <int kGroup>
+HWY_INLINE float GroupSum(const QAct* a, int half) {
+  if constexpr (kGroup == 32) {
+    return a->s;
+  } else {
+    return a->s16[half];
+  }
+}
+
+// Q4_0, Q5_0, Q8_0: w = d * (q + kOffset). Meta per row: fp16 d.
+template <int kOffset>
+struct ScaleD {
+  struct SB {
+    VF d;
+  };
+  static HWY_INLINE SB Load(const uint8_t* meta) { return {LoadHalves(meta)}; }
+  template <int kGroup, size_t T>
+  static HWY_INLINE void Finish(const SB& sb, const uint8_t*, int, const VI32* isum, const QAct* const* ab,
+                                int half, VF* acc) {
+    const DF df;
+    for (size_t t = 0; t < T; ++t) {
+      const VF f = hn::ConvertTo(df, isum[t]);
+      VF v;
+      if constexpr (kOffset == 0) {
+        v = hn::Mul(f, hn::Set(df, ab[t]->d));
+      } else {
+        v = hn::MulAdd(f, hn::Set(df, ab[t]->d), hn::Set(df, kOffset * GroupSum<kGroup>(ab[t], half)));
+      }
+      acc[t] = hn::MulAdd(sb.d, v, acc[t]);
+    }
+  }
+};
+
+// Q4_1: w = d * q + m. Meta per row: fp16 d, fp16 m.
+struct ScaleDM {
+  struct SB {
+    VF d, m;
+  };
+  static HWY_INLINE SB Load(const uint8_t* meta) { return {LoadHalves(meta), LoadHalves(meta + 2 * kR)}; }
+  template <int kGroup, size_t T>
+  static HWY_INLINE void Finish(const SB& sb, const uint8_t*, int, const VI32* isum, const QAct* const* ab,
+                                int half, VF* acc) {
+    const DF df;
+    for (size_t t = 0; t < T; ++t) {
+      acc[t] = hn::MulAdd(sb.d, hn::Mul(hn::ConvertTo(df, isum[t]), hn::Set(df, ab[t]->d)), acc[t]);
+      acc[t] = hn::MulAdd(sb.m, hn::Set(df, GroupSum<kGroup>(ab[t], half)), acc[t]);
+    }
+  }
+};
+
+// Q4_K, Q5_K: w = d * sc[g] * q - dmin * m[g]. Meta per row: fp16 d, dmin; u8 sc[8]; u8 m[8].
+struct ScaleKMin {
+  struct SB {
+    VF d, dmin;
+  };
+  static HWY_INLINE SB Load(const uint8_t* meta) { return {LoadHalves(meta), LoadHalves(meta + 2 * kR)}; }
+  template <int kGroup, size_t T>
+  static HWY_INLINE void Finish(const SB& sb, const uint8_t* meta, int g, const VI32* isum, const QAct* const* ab,
+                                int half, VF* acc) {
+    const DF df;
+    const VF scale = hn::Mul(sb.d, LoadU8AsFloat(meta + 4 * kR + g * kR));
+    const VF mn = hn::Mul(sb.dmin, LoadU8AsFloat(meta + 12 * kR + g * kR));
+    for (size_t t = 0; t < T; ++t) {
+      acc[t] = hn::MulAdd(scale, hn::Mul(hn::ConvertTo(df, isum[t]), hn::Set(df, ab[t]->d)), acc[t]);
+      acc[t] = hn::NegMulAdd(mn, hn::Set(df, GroupSum<kGroup>(ab[t], half)), acc[t]);
+    }
+  }
+};
+
+// Q6_K: w = d * sc[g] * (q - 32), 16-column groups. Meta per row: fp16 d; i8 sc[16].
+struct ScaleK6 {
+  struct SB {
+    VF d;
+  };
+  static HWY_INLINE SB Load(const uint8_t* meta) { return {LoadHalves(meta)}; }
+  template <int kGroup, size_t T>
+  static HWY_INLINE void Finish(const SB& sb, const uint8_t* meta, int g, const VI32* isum, const QAct* const* ab,
+                                int half, VF* acc) {
+    const DF df;
+    const VF scale = hn::Mul(sb.d, LoadI8AsFloat(meta + 2 * kR + g * kR));
+    for (size_t t = 0; t < T; ++t) {
+      const VF v = hn::MulAdd(hn::ConvertTo(df, isum[t]), hn::Set(df, ab[t]->d),
+                              hn::Set(df, -32.0f * GroupSum<kGroup>(ab[t], half)));
+      acc[t] = hn::MulAdd(scale, v, acc[t]);
+    }
+  }
+};
+
+// ---- The tile kernel and the loop over tiles and tokens. ----
+
+// out[t * kR + r] = dot(row r of the tile, activations of token t), t < T.
+template <class Kind, class Scale, int kSB, size_t T>
+HWY_NOINLINE void TileKernel(const uint8_t* HWY_RESTRICT meta, const uint8_t* HWY_RESTRICT vals, int64_t n_sb,
+                             size_t meta_stride, const QAct* const* act, float* HWY_RESTRICT out) {
+  constexpr int kGroups = kSB / Kind::kGroup;
+  const DF df;
+  VF acc[T];
+  for (size_t t = 0; t < T; ++t) acc[t] = hn::Zero(df);
+  for (int64_t s = 0; s < n_sb; ++s) {
+    const uint8_t* ms = meta + s * meta_stride;
+    const auto sb = Scale::Load(ms);
+    const uint8_t* vs = vals + s * kGroups * Kind::kGroupBytes;
+    for (int g = 0; g < kGroups; ++g) {
+      const int64_t col = s * kSB + g * Kind::kGroup;
+      const int half = static_cast<int>(col % 32) / 16;
+      const QAct* ab[T];
+      const int8_t* xq[T];
+      for (size_t t = 0; t < T; ++t) {
+        ab[t] = act[t] + col / 32;
+        xq[t] = ab[t]->q + col % 32;
+      }
+      VI32 isum[T];
+      GroupDot<Kind, T>(vs + g * Kind::kGroupBytes, xq, isum);
+      Scale::template Finish<Kind::kGroup, T>(sb, ms, g, isum, ab, half, acc);
+    }
+  }
+  for (size_t t = 0; t < T; ++t) hn::Store(acc[t], df, out + t * kR);
+}
+
+template <class Kind, class Scale, int kSB>
+void RunTiles(const detail::Int8Args& a, int64_t tile_begin, int64_t tile_end, uint8_t* scratch) {
+  const int64_t nb32 = a.cols / 32, n_sb = a.cols / kSB;
+  const size_t meta_stride = static_cast<size_t>(a.fmt->meta_bytes) * kR;
+  HWY_ALIGN float out[kMaxTokTile * kR];
+  // Token blocks whose activations (48 bytes per 32 columns) fit in about 1 MiB of L2; each weight tile
+  // is read from memory once per block.
+  const int64_t act_row_bytes = nb32 * static_cast<int64_t>(sizeof(QAct));
+  const int64_t tb = std::max<int64_t>(kMaxTokTile, ((1 << 20) / act_row_bytes) / kMaxTokTile * kMaxTokTile);
+  for (int64_t t0 = 0; t0 < a.n_tok; t0 += tb) {
+    const int64_t t1 = std::min(a.n_tok, t0 + tb);
+    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+      const int64_t row0 = tile * static_cast<int64_t>(kR);
+      const int n_valid = static_cast<int>(std::min<int64_t>(kR, a.rows - row0));
+      const uint8_t* tp;
+      if (a.panel) {
+        tp = a.panel + tile * a.tile_bytes;
+      } else {
+        pack_panel_tile(*a.fmt, kR, a.data + row0 * a.row_stride, a.row_stride, n_valid, a.cols, scratch);
+        tp = scratch;
+      }
+      const uint8_t* vals = tp + a.meta_bytes;
+      for (int64_t t = t0; t < t1;) {
+        const int64_t left = t1 - t;
+        const QAct* act[kMaxTokTile];
+        size_t n;
+        auto run = [&](auto tc) HWY_ATTR {
+          constexpr size_t kT = decltype(tc)::value;
+          for (size_t i = 0; i < kT; ++i) act[i] = a.act + (t + i) * nb32;
+          TileKernel<Kind, Scale, kSB, kT>(tp, vals, n_sb, meta_stride, act, out);
+          n = kT;
+        };
+        if (left >= static_cast<int64_t>(kMaxTokTile)) {
+          run(std::integral_constant<size_t, kMaxTokTile>{});
+        } else if (kMaxTokTile > 4 && left >= 4) {
+          run(std::integral_constant<size_t, 4>{});
+        } else if (left >= 2) {
+          run(std::integral_constant<size_t, 2>{});
+        } else {
+          run(std::integral_constant<size_t, 1>{});
+        }
+        for (size_t i = 0; i < n; ++i)
+          std::copy(out + i * kR, out + i * kR + n_valid, a.y + (t + static_cast<int64_t>(i)) * a.rows + row0);
+        t += static_cast<int64_t>(n);
+      }
+    }
+  }
+}
+
+#endif  // HWY_TARGET != HWY_SCALAR
+
+}  // namespace strata::kernels::i8::HWY_NAMESPACE
+#if STRATA_VNNI && defined(__clang__)
+#pragma clang attribute pop
+#endif
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard

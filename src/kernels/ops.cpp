@@ -1,0 +1,131 @@
+// Fast versions of the per-row operations. RMSNorm and SwiGLU use Highway with dynamic dispatch (the widest
+// instruction set of this CPU, chosen once at first call); the rest are plain loops the compiler vectorizes.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/ops.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+HWY_BEFORE_NAMESPACE();
+namespace strata::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+void RmsnormRows(const float* x, const float* w, float* y, int64_t n_rows, int64_t n, float eps) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+    int64_t i = 0;
+    for (; i + 2 * L <= n; i += 2 * L) {
+      const auto a = hn::LoadU(d, xr + i), b = hn::LoadU(d, xr + i + L);
+      acc0 = hn::MulAdd(a, a, acc0);
+      acc1 = hn::MulAdd(b, b, acc1);
+    }
+    double ss = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+    for (; i < n; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+    const auto vs = hn::Set(d, scale);
+    i = 0;
+    for (; i + L <= n; i += L)
+      hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, xr + i), vs), hn::LoadU(d, w + i)), d, yr + i);
+    for (; i < n; ++i) yr[i] = xr[i] * scale * w[i];
+  }
+}
+
+void Swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const auto one = hn::Set(d, 1.0f), lim = hn::Set(d, 88.0f);  // exp(88) is finite in float
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto g = hn::LoadU(d, gate + i);
+    const auto e = hn::Exp(d, hn::Min(hn::Neg(g), lim));
+    hn::StoreU(hn::Mul(hn::Div(g, hn::Add(one, e)), hn::LoadU(d, up + i)), d, out + i);
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(std::fmin(-gate[i], 88.0f))) * up[i];
+}
+
+}  // namespace strata::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include "core/error.h"
+#include "kernels/ops.h"
+
+namespace strata::kernels {
+
+HWY_EXPORT(RmsnormRows);
+HWY_EXPORT(Swiglu);
+
+void rmsnorm(const float* x, const float* w, float* y, int64_t n_rows, int64_t n, float eps) {
+  HWY_DYNAMIC_DISPATCH(RmsnormRows)(x, w, y, n_rows, n, eps);
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(Swiglu)(gate, up, out, n);
+}
+
+void rope_inv_freq(int n_rot, double base, double freq_scale, const float* freq_factors, float* inv_freq) {
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double f = freq_scale * std::pow(base, -2.0 * i / n_rot);
+    inv_freq[i] = static_cast<float>(freq_factors ? f / freq_factors[i] : f);
+  }
+}
+
+void rope(float* x, int64_t n_tok, int n_head, int head_dim, int n_rot, int64_t pos0, const float* inv_freq,
+          RopeMode mode) {
+  const int half = n_rot / 2;
+  std::vector<float> cs(static_cast<size_t>(2 * half));  // cos, sin of each pair's angle at this position
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const double pos = static_cast<double>(pos0 + t);
+    for (int i = 0; i < half; ++i) {
+      const double theta = pos * inv_freq[i];
+      cs[2 * i] = static_cast<float>(std::cos(theta));
+      cs[2 * i + 1] = static_cast<float>(std::sin(theta));
+    }
+    for (int h = 0; h < n_head; ++h) {
+      float* v = x + (t * n_head + h) * head_dim;
+      if (mode == RopeMode::kNormal) {
+        for (int i = 0; i < half; ++i) {
+          const float x0 = v[2 * i], x1 = v[2 * i + 1], c = cs[2 * i], s = cs[2 * i + 1];
+          v[2 * i] = x0 * c - x1 * s;
+          v[2 * i + 1] = x0 * s + x1 * c;
+        }
+      } else {
+        for (int i = 0; i < half; ++i) {
+          const float x0 = v[i], x1 = v[i + half], c = cs[2 * i], s = cs[2 * i + 1];
+          v[i] = x0 * c - x1 * s;
+          v[i + half] = x0 * s + x1 * c;
+        }
+      }
+    }
+  }
+}
+
+void add(const float* a, const float* b, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+void add_bias(float* out, const float* bias, int64_t n_rows, int64_t n) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t i = 0; i < n; ++i) out[r * n + i] += bias[i];
+}
+
+void embedding(DType type, const void* table, int64_t n_rows, int64_t n, const int32_t* ids, int64_t n_ids,
+               float* out) {
+  const size_t rb = row_bytes(type, n);
+  for (int64_t t = 0; t < n_ids; ++t) {
+    if (ids[t] < 0 || ids[t] >= n_rows)
+      fail("token id {} is out of range: the vocabulary has {} tokens", ids[t], n_rows);
+    dequantize_row(type, static_cast<const uint8_t*>(table) + static_cast<size_t>(ids[t]) * rb, out + t * n, n);
+  }
+}
+
+}  // namespace strata::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,22 @@
+// Activations quantized on the fly for the int8 kernels: each row of float activations becomes blocks of
+// 32 int8 values with a float scale and the float sums the bias terms of the weights need (a min, or the
+// fixed offset of Q4_0/Q5_0/Q6_K). Every activation row is quantized once per matmul.
+#pragma once
+#include <cstdint>
+
+namespace strata::kernels {
+
+// 32 activations x[i] ~= d * q[i], q in [-127, 127] (d = max|x| / 127).  48 bytes.
+struct QAct {
+  float d;
+  float s;       // d * sum(q[0..31])
+  float s16[2];  // d * sum(q[0..15]), d * sum(q[16..31])  (Q6_K's 16-column groups)
+  int8_t q[32];
+};
+static_assert(sizeof(QAct) == 48);
+
+// Quantizes n_rows rows of n columns (n a multiple of 32): row t of x (x + t * n) into out + t * n / 32.
+// Runs the best SIMD target (Highway dynamic dispatch).
+void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out);
+
+}  // namespace strata::kernels

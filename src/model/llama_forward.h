@@ -1,0 +1,48 @@
+// The runtime forward pass of the Llama family: a batch of tokens through all layers at once, with the KV
+// cache, threads over matrix rows (kernels::matmul) and attention heads (kernels::attention).
+// It computes the same function as ReferenceForward (tested), only faster.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kv/kv_cache.h"
+#include "model/model.h"
+
+namespace strata::model {
+
+class LlamaForward {
+ public:
+  // n_batch: the most tokens processed in one step (longer inputs are split); sizes the scratch buffers.
+  LlamaForward(const Model& model, kv::KvCache& kv, ThreadPool& pool, int64_t n_batch = 512);
+
+  // Runs `tokens` at positions kv.n_used(), kv.n_used() + 1, ... and appends their keys and values to the
+  // cache. Writes to `logits` the next-token logits of the last token (n_vocab values), or with all_logits
+  // those of every token ([tokens.size()][n_vocab]). logits may be null (prefill without output).
+  // Throws strata::Error when the tokens do not fit in the context.
+  void eval(std::span<const int32_t> tokens, float* logits, bool all_logits = false);
+
+  int64_t n_batch() const { return n_batch_; }
+
+ private:
+  void eval_batch(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
+
+  const Model& m_;
+  kv::KvCache& kv_;
+  ThreadPool& pool_;
+  int64_t n_batch_;
+  std::vector<float> inv_freq_;  // (n_rot / 2) rope frequencies
+  // Scratch for n_batch tokens (rows of the given widths).
+  std::vector<float> x_;      // (n_batch, n_embd) residual stream
+  std::vector<float> xb_;     // (n_batch, n_embd) normed
+  std::vector<float> q_;      // (n_batch, n_head * head_dim)
+  std::vector<float> k_;      // (n_batch, n_head_kv * head_dim)
+  std::vector<float> v_;      // (n_batch, n_head_kv * head_dim_v)
+  std::vector<float> att_;    // (n_batch, n_head * head_dim_v)
+  std::vector<float> proj_;   // (n_batch, n_embd)
+  std::vector<float> gate_;   // (n_batch, n_ff)
+  std::vector<float> up_;     // (n_batch, n_ff)
+};
+
+}  // namespace strata::model

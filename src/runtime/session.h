@@ -1,0 +1,61 @@
+// A session: one model, one sequence, its KV cache, a thread pool and the runtime forward pass.
+// It remembers which tokens are in the cache so that a new prompt that shares a prefix with them (the next
+// turn of a chat) feeds only the tokens that differ.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kv/kv_cache.h"
+#include "model/llama_forward.h"
+#include "model/model.h"
+#include "tensor/dtype.h"
+
+namespace strata::runtime {
+
+struct SessionConfig {
+  int64_t n_ctx = 0;          // positions; 0: the model's training context (context_length)
+  int n_threads = 0;          // 0: one per hardware thread
+  DType type_k = DType::F16;  // KV cache types (f32 or f16)
+  DType type_v = DType::F16;
+  int64_t n_batch = 512;      // most tokens per forward step
+};
+
+// Threads to use by default: the hardware threads (at least 1).
+int default_threads();
+
+class Session {
+ public:
+  Session(const model::Model& model, const SessionConfig& cfg);
+
+  // Makes the cached sequence equal to `tokens`: keeps the longest common prefix with what is cached and
+  // feeds the rest. Returns the logits after the last token (n_vocab values, valid until the next call).
+  // Throws strata::Error when tokens is empty or longer than the context.
+  std::span<const float> set_tokens(std::span<const int32_t> tokens);
+  // Appends tokens after the cached ones; returns the logits after the last one.
+  std::span<const float> append(std::span<const int32_t> tokens);
+  // Appends tokens and writes the logits after each of them to out ([tokens.size()][n_vocab]).
+  void append_all_logits(std::span<const int32_t> tokens, std::vector<float>& out);
+  // Keeps the first n cached tokens.
+  void rewind(int64_t n);
+
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  int64_t n_past() const { return static_cast<int64_t>(tokens_.size()); }
+  int64_t n_ctx() const { return kv_.n_ctx(); }
+  int64_t n_vocab() const { return model_.hparams().n_vocab; }
+  const model::Model& model() const { return model_; }
+  const kv::KvCache& kv() const { return kv_; }
+  int n_threads() const { return pool_.size(); }
+
+ private:
+  const model::Model& model_;
+  ThreadPool pool_;
+  kv::KvCache kv_;
+  model::LlamaForward fwd_;
+  std::vector<int32_t> tokens_;  // the tokens whose keys and values are cached, in order
+  std::vector<float> logits_;    // (n_vocab)
+};
+
+}  // namespace strata::runtime
