@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -57,11 +58,17 @@ std::string short_value(const Value& v, size_t max = 72) {
   return s;
 }
 
+// A string value without quotes (other values as short_value).
+std::string plain(const Value& v) { return v.type == ValueType::kString && v.str.size() < 64 ? v.str : short_value(v); }
+
 json to_json(const Value& v, size_t max_elems = 8) {
   switch (v.type) {
     case ValueType::kU8: case ValueType::kU16: case ValueType::kU32: case ValueType::kU64: return v.u;
     case ValueType::kI8: case ValueType::kI16: case ValueType::kI32: case ValueType::kI64: return v.i;
-    case ValueType::kF32: return static_cast<float>(v.f);
+    case ValueType::kF32: {  // the shortest decimal that reads back as the same f32 (1e-05, not 9.99999974e-06)
+      const float x = static_cast<float>(v.f);
+      return std::isfinite(x) ? json(std::stod(fmt::format("{}", x))) : json(nullptr);
+    }
     case ValueType::kF64: return v.f;
     case ValueType::kBool: return v.u != 0;
     case ValueType::kString: return v.str;
@@ -302,9 +309,9 @@ int run_inspect(InspectOptions o) {
   }
 
   // Human output.
-  fmt::print("file          {} ({}, GGUF v{}, {} keys, {} tensors, alignment {}, data at byte {})\n", path,
+  fmt::print("file          {} ({}, GGUF v{}, {} keys, {} tensors, alignment {}, {})\n", path,
              human_bytes(static_cast<double>(f.file_size())), f.version(), f.metadata().size(), f.tensors().size(),
-             f.alignment(), f.data_offset());
+             f.alignment(), has_tensors ? fmt::format("data at byte {}", f.data_offset()) : std::string("no tensor data"));
   if (!arch.empty()) {
     fmt::print("architecture  {}", arch);
     if (f.has("general.name")) fmt::print("  name {}", short_value(*f.find("general.name")));
@@ -321,8 +328,8 @@ int run_inspect(InspectOptions o) {
                has_tensors ? "not a model llama.cpp can run" : "a metadata-only file, e.g. a tokenizer vocabulary");
   }
   if (f.has("tokenizer.ggml.model")) {
-    fmt::print("tokenizer     {}  pre {}  {} tokens  {} merges\n", short_value(*f.find("tokenizer.ggml.model")),
-               f.has("tokenizer.ggml.pre") ? short_value(*f.find("tokenizer.ggml.pre")) : "(none)", tokens.size(),
+    fmt::print("tokenizer     {}  pre {}  {} tokens  {} merges\n", plain(*f.find("tokenizer.ggml.model")),
+               f.has("tokenizer.ggml.pre") ? plain(*f.find("tokenizer.ggml.pre")) : "(none)", tokens.size(),
                n_merges);
     fmt::print("  bos {}  eos {}  unk {}  pad {}\n", piece("bos_token_id"), piece("eos_token_id"),
                piece("unknown_token_id"), piece("padding_token_id"));
@@ -332,9 +339,9 @@ int run_inspect(InspectOptions o) {
   } else {
     fmt::print("tokenizer     none\n");
   }
-  fmt::print("metadata\n");
+  fmt::print("metadata{}\n", arch.empty() ? "" : fmt::format(" (besides {}.*)", arch));
   for (const auto& [k, v] : f.metadata())
-    fmt::print("  {:<44} {:<6} {}\n", k, gguf::value_type_name(v.type), short_value(v));
+    if (arch.empty() || k.rfind(arch + ".", 0) != 0) fmt::print("  {:<44} {:<6} {}\n", k, gguf::value_type_name(v.type), short_value(v));
   if (has_tensors && o.tensors) {
     size_t w = 4;
     for (const TensorInfo& t : f.tensors()) w = std::max(w, t.name.size());
@@ -353,6 +360,7 @@ int run_inspect(InspectOptions o) {
     fmt::print("parameters    {} ({}), weights {}, {:.2f} bits per weight\n", human_count(static_cast<double>(params)),
                params, human_bytes(static_cast<double>(weight_bytes)), bpw);
   }
+  if (!has_tensors) fmt::print("tensors       none: a metadata-only file (e.g. a tokenizer vocabulary)\n");
   if (!unsupported.empty())
     fmt::print("warning       tensor types strata cannot compute with yet: {} (supported: {})\n",
                fmt::join(unsupported, ", "), supported_type_list());

@@ -72,7 +72,10 @@ class Parser {
 
   std::string read_string(const char* what) {
     const uint64_t at = pos_;
-    const uint64_t len = read<uint64_t>(what);  // "the length of ..." would read oddly: `what` says it
+    if (remaining() < 8)
+      fail_at(pos_, "expected the length of a {} (u64, 8 bytes) but only {} bytes are left in the file ({} bytes): "
+              "the file is truncated or not a GGUF file", what, remaining(), size_);
+    const uint64_t len = read<uint64_t>(what);
     if (len > remaining())
       fail_at(at, "{} length {} is larger than the {} bytes left in the file ({} bytes): "
               "the file is truncated or not a GGUF file", what, len, remaining(), size_);

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/attention.h"
 #include "tensor/dtype.h"
@@ -113,6 +114,24 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
   }
   ld = ldb;
   return buf;
+}
+
+// Bytes of one row of n values in the view's format.
+HWY_INLINE size_t KvRowBytes(const KvView& kv, int32_t n) {
+  switch (kv.type) {
+    case DType::F32: return KvRowF32::RowBytes(n);
+    case DType::F16: return KvRowF16::RowBytes(n);
+    case DType::Q8_0: return KvRowQ8_0::RowBytes(n);
+    default: return 0;
+  }
+}
+
+// Asks for rows j0 .. j0+rows-1 to be brought into the cache (the tile after the one being computed).
+HWY_INLINE void PrefetchKvTile(const KvView& kv, int32_t head, int64_t j0, int64_t rows, int32_t n) {
+  const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride + j0 * kv.pos_stride;
+  const size_t rb = KvRowBytes(kv, n);
+  for (int64_t j = 0; j < rows; ++j)
+    for (size_t off = 0; off < rb; off += 64) hwy::Prefetch(src + j * kv.pos_stride + off);
 }
 
 }  // namespace strata::kernels::HWY_NAMESPACE

@@ -1,12 +1,12 @@
 // One attention work item per call, compiled for every x86 instruction set Highway targets and dispatched
-// at run time. Layout (per item): the item's R query rows (q positions × the group's query heads) sit in
-// the vector lanes. Qt[c][r] = scale·q[r][c] (transposed once per item), scores St[j][r] and the output
-// accumulator Ot[c][r] keep rows in lanes too, so
-//   scores:  St[j][:] += K[j][c] (broadcast) · Qt[c][:]     — no horizontal sums,
-//   softmax: per-row max/sum are lane-wise max/add over j    — no horizontal ops,
-//   PV:      Ot[c][:] += V[j][c] (broadcast) · Pt[j][:]
-// and K/V are only ever broadcast from a tile dequantized once per item and tile (one row loader per
-// format, attention_kv_rows-inl.h). Register blocks: KB keys (or dims) × RV row vectors of accumulators.
+// at run time. Per item (one KV head; R query rows = q positions × the group's query heads):
+//   scores:  St[j][:] += K[j][c] (broadcast) · Qt[c][:]   rows in lanes (Qt = scale·Q transposed once per
+//            item): no horizontal sums, per-row max/sum of the online softmax are lane-wise ops;
+//   PV:      O[r][:]  += P[j][r] (broadcast) · V[j][:]    head dims in lanes, full-width vectors even when
+//            the rows are few (decode: 8 rows), O row-major like the output.
+// K/V tiles are dequantized once per item and tile by one row loader per format (attention_kv_rows-inl.h),
+// the next tile is prefetched, and every K/V tile serves all query heads of the group. Register blocks:
+// KB keys × RV row vectors (scores), RB rows × DVB dim vectors (PV).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -51,11 +51,13 @@ HWY_INLINE void ScoreBlock(D d, const float* HWY_RESTRICT qt, size_t rp, const f
   V acc[KB][RV];
   for (size_t k = 0; k < KB; ++k)
     for (size_t r = 0; r < RV; ++r) acc[k][r] = hn::Zero(d);
+  const float* kp[KB];
+  for (size_t k = 0; k < KB; ++k) kp[k] = kt + k * ldk;
   for (int32_t c = 0; c < hd; ++c) {
     V qv[RV];
     for (size_t r = 0; r < RV; ++r) qv[r] = hn::Load(d, qt + c * rp + r * N);
     for (size_t k = 0; k < KB; ++k) {
-      const V kb = hn::Set(d, kt[k * ldk + c]);
+      const V kb = hn::Set(d, kp[k][c]);
       for (size_t r = 0; r < RV; ++r) acc[k][r] = hn::MulAdd(kb, qv[r], acc[k][r]);
     }
   }
@@ -89,57 +91,57 @@ HWY_INLINE void Scores(D d, const float* qt, size_t rp, size_t nrv, const float*
   }
 }
 
-// Ot[c block][rv block] = alpha·Ot + sum_j V[j][c] · Pt[j][rv block] for DB dims.
-template <size_t DB, size_t RV, class D>
-HWY_INLINE void PvBlock(D d, float* HWY_RESTRICT ot, size_t rp, const float* HWY_RESTRICT alpha, bool rescale,
-                        const float* HWY_RESTRICT pt, const float* HWY_RESTRICT vt, int64_t ldv, int64_t jt) {
+// PV rows/dims per block: RB rows × DVB vectors of accumulators (+ DVB V vectors in registers).
+#if HWY_TARGET <= HWY_AVX3 && HWY_ARCH_X86
+constexpr size_t kPvRows = 4;
+#else
+constexpr size_t kPvRows = 2;
+#endif
+constexpr size_t kPvVecs = 4;
+
+// O[r block][c block] = alpha[r]·O + sum_j P[j][r] · V[j][c block] (o, alpha, pt at the block's first row,
+// o and vt at its first dim).
+template <size_t RB, size_t DVB, class D>
+HWY_INLINE void PvBlock(D d, float* HWY_RESTRICT o, size_t ldo, const float* HWY_RESTRICT alpha, bool rescale,
+                        const float* HWY_RESTRICT pt, size_t rp, const float* HWY_RESTRICT vt, int64_t ldv,
+                        int64_t jt) {
   using V = hn::Vec<D>;
   const size_t N = hn::Lanes(d);
-  V acc[DB][RV];
-  for (size_t c = 0; c < DB; ++c)
-    for (size_t r = 0; r < RV; ++r) acc[c][r] = hn::Load(d, ot + c * rp + r * N);
-  if (rescale)
-    for (size_t r = 0; r < RV; ++r) {
-      const V a = hn::Load(d, alpha + r * N);
-      for (size_t c = 0; c < DB; ++c) acc[c][r] = hn::Mul(acc[c][r], a);
-    }
+  V acc[RB][DVB];
+  for (size_t r = 0; r < RB; ++r) {
+    const V a = hn::Set(d, rescale ? alpha[r] : 1.f);
+    for (size_t b = 0; b < DVB; ++b) acc[r][b] = hn::Mul(hn::Load(d, o + r * ldo + b * N), a);
+  }
   for (int64_t j = 0; j < jt; ++j) {
-    V pv[RV];
-    for (size_t r = 0; r < RV; ++r) pv[r] = hn::Load(d, pt + j * rp + r * N);
-    for (size_t c = 0; c < DB; ++c) {
-      const V vb = hn::Set(d, vt[j * ldv + c]);
-      for (size_t r = 0; r < RV; ++r) acc[c][r] = hn::MulAdd(vb, pv[r], acc[c][r]);
+    V vv[DVB];
+    for (size_t b = 0; b < DVB; ++b) vv[b] = hn::LoadU(d, vt + j * ldv + b * N);
+    for (size_t r = 0; r < RB; ++r) {
+      const V pb = hn::Set(d, pt[j * rp + r]);
+      for (size_t b = 0; b < DVB; ++b) acc[r][b] = hn::MulAdd(pb, vv[b], acc[r][b]);
     }
   }
-  for (size_t c = 0; c < DB; ++c)
-    for (size_t r = 0; r < RV; ++r) hn::Store(acc[c][r], d, ot + c * rp + r * N);
+  for (size_t r = 0; r < RB; ++r)
+    for (size_t b = 0; b < DVB; ++b) hn::Store(acc[r][b], d, o + r * ldo + b * N);
 }
 
-template <size_t RV, class D>
-HWY_INLINE void PvRows(D d, float* ot, size_t rp, const float* alpha, bool rescale, const float* pt,
+template <size_t RB, class D>
+HWY_INLINE void PvRows(D d, float* o, size_t ldo, const float* alpha, bool rescale, const float* pt, size_t rp,
                        const float* vt, int64_t ldv, int32_t hd, int64_t jt) {
-  constexpr size_t DB = BlockWidth(RV);
+  const int32_t N = static_cast<int32_t>(hn::Lanes(d));
   int32_t c = 0;
-  for (; c + static_cast<int32_t>(DB) <= hd; c += DB)
-    PvBlock<DB, RV>(d, ot + c * rp, rp, alpha, rescale, pt, vt + c, ldv, jt);
-  for (; c < hd; ++c) PvBlock<1, RV>(d, ot + c * rp, rp, alpha, rescale, pt, vt + c, ldv, jt);
+  for (; c + static_cast<int32_t>(kPvVecs) * N <= hd; c += kPvVecs * N)
+    PvBlock<RB, kPvVecs>(d, o + c, ldo, alpha, rescale, pt, rp, vt + c, ldv, jt);
+  for (; c < hd; c += N) PvBlock<RB, 1>(d, o + c, ldo, alpha, rescale, pt, rp, vt + c, ldv, jt);
 }
 
+// All R rows; head_dim is a multiple of the lanes of d.
 template <class D>
-HWY_INLINE void Pv(D d, float* ot, size_t rp, size_t nrv, const float* alpha, bool rescale, const float* pt,
-                   const float* vt, int64_t ldv, int32_t hd, int64_t jt) {
-  const size_t N = hn::Lanes(d);
-  size_t rv = 0;
-  for (; rv + kMaxRV <= nrv; rv += kMaxRV)
-    PvRows<kMaxRV>(d, ot + rv * N, rp, alpha + rv * N, rescale, pt + rv * N, vt, ldv, hd, jt);
-  switch (nrv - rv) {
-    case 0: break;
-    case 1: PvRows<1>(d, ot + rv * N, rp, alpha + rv * N, rescale, pt + rv * N, vt, ldv, hd, jt); break;
-    case 2: PvRows<2>(d, ot + rv * N, rp, alpha + rv * N, rescale, pt + rv * N, vt, ldv, hd, jt); break;
-    default:
-      if constexpr (kMaxRV > 3) PvRows<3>(d, ot + rv * N, rp, alpha + rv * N, rescale, pt + rv * N, vt, ldv, hd, jt);
-      break;
-  }
+HWY_INLINE void Pv(D d, float* o, size_t ldo, int64_t rows, const float* alpha, bool rescale, const float* pt,
+                   size_t rp, const float* vt, int64_t ldv, int32_t hd, int64_t jt) {
+  int64_t r = 0;
+  for (; r + static_cast<int64_t>(kPvRows) <= rows; r += kPvRows)
+    PvRows<kPvRows>(d, o + r * ldo, ldo, alpha + r, rescale, pt + r, rp, vt, ldv, hd, jt);
+  for (; r < rows; ++r) PvRows<1>(d, o + r * ldo, ldo, alpha + r, rescale, pt + r, rp, vt, ldv, hd, jt);
 }
 
 // Causal mask of a tile that crosses the diagonal: key j0+j is hidden from rows whose last key is lower.
@@ -220,29 +222,34 @@ struct Scratch {
   }
 };
 
-template <class D>
-void RunItemT(D d, const detail::AttnItem& it, AttentionIoStats& st) {
+// dq: rows in lanes (scores, softmax); dv: head dims in lanes (PV; head_dim is a multiple of its lanes).
+template <class DQ, class DV>
+void RunItemT(DQ dq, DV dv, const detail::AttnItem& it, AttentionIoStats& st) {
+  const hn::ScalableTag<float> dl;  // row loaders: full width
   const AttentionShape& s = *it.shape;
-  const size_t N = hn::Lanes(d);
+  const size_t N = hn::Lanes(dq);
   const int32_t hd = s.head_dim;
   const int32_t group = s.n_head / s.n_head_kv;
   const int64_t R = it.q_count * group;
   const size_t nrv = (static_cast<size_t>(R) + N - 1) / N;
   const size_t rp = nrv * N;
+  const size_t ldo = static_cast<size_t>(hd);
   const int64_t T = it.kv_tile;
   const int64_t ldb = (hd + 15) & ~int64_t{15};
 
+  // Scratch, each part 64-byte aligned: Qt [hd][rp], St [T][rp], m l alpha lim [rp], K and V tiles
+  // [T][ldb], O [R][ldo].
   static thread_local Scratch scratch;
-  const size_t need = 2 * hd * rp + static_cast<size_t>(T) * rp + 4 * rp + 2 * static_cast<size_t>(T * ldb);
-  float* qt = scratch.get(need);
-  float* ot = qt + hd * rp;
-  float* stile = ot + hd * rp;
-  float* m = stile + T * rp;
-  float* l = m + rp;
-  float* alpha = l + rp;
-  float* lim = alpha + rp;
-  float* kbuf = lim + rp;
-  float* vbuf = kbuf + T * ldb;
+  auto up = [](size_t n) { return (n + 15) & ~size_t{15}; };
+  const size_t sizes[] = {up(hd * rp), up(T * rp), up(rp), up(rp), up(rp), up(rp), up(T * ldb), up(T * ldb),
+                          up(R * ldo)};
+  size_t need = 0;
+  for (size_t x : sizes) need += x;
+  float* parts[9];
+  parts[0] = scratch.get(need);
+  for (int i = 1; i < 9; ++i) parts[i] = parts[i - 1] + sizes[i - 1];
+  float *qt = parts[0], *stile = parts[1], *m = parts[2], *l = parts[3], *alpha = parts[4], *lim = parts[5],
+        *kbuf = parts[6], *vbuf = parts[7], *o = parts[8];
 
   constexpr float kInf = std::numeric_limits<float>::infinity();
   // Qt, row limits; padded rows have q = 0 and no limit.
@@ -256,7 +263,7 @@ void RunItemT(D d, const detail::AttnItem& it, AttentionIoStats& st) {
   }
   for (size_t r = R; r < rp; ++r) lim[r] = kInf;
   st.q_bytes += R * hd * 4;
-  std::fill(ot, ot + hd * rp, 0.f);
+  std::fill(o, o + R * ldo, 0.f);
   std::fill(l, l + rp, 0.f);
   std::fill(m, m + rp, -kInf);
 
@@ -264,10 +271,10 @@ void RunItemT(D d, const detail::AttnItem& it, AttentionIoStats& st) {
   // never above the true max: nothing that matters underflows).
   if (it.seed_max && it.n_kv > 0) {
     int64_t ld;
-    const float* k0 = LoadKvTile(d, *it.k, it.kv_head, 0, 1, hd, kbuf, ld, st.k_bytes);
+    const float* k0 = LoadKvTile(dl, *it.k, it.kv_head, 0, 1, hd, kbuf, ld, st.k_bytes);
     for (int64_t qi = it.q_begin; qi < it.q_begin + it.q_count; ++qi) {
       const int64_t last = s.causal ? it.q_pos0 + qi : it.n_kv - 1;
-      const float* kl = LoadKvTile(d, *it.k, it.kv_head, last, 1, hd, vbuf, ld, st.k_bytes);
+      const float* kl = LoadKvTile(dl, *it.k, it.kv_head, last, 1, hd, vbuf, ld, st.k_bytes);
       for (int32_t g = 0; g < group; ++g) {
         const int64_t r = (qi - it.q_begin) * group + g;
         float s0 = 0, s1 = 0;
@@ -285,13 +292,18 @@ void RunItemT(D d, const detail::AttnItem& it, AttentionIoStats& st) {
   const int64_t min_lim = s.causal ? it.q_pos0 + it.q_begin : std::numeric_limits<int64_t>::max();
   for (int64_t j0 = it.kv_begin; j0 < j_end; j0 += T) {
     const int64_t jt = std::min(T, j_end - j0);
+    if (j0 + jt < j_end) {  // the next tile streams in while this one is computed
+      const int64_t jn = std::min(T, j_end - j0 - jt);
+      PrefetchKvTile(*it.k, it.kv_head, j0 + jt, jn, hd);
+      PrefetchKvTile(*it.v, it.kv_head, j0 + jt, jn, hd);
+    }
     int64_t ldk, ldv;
-    const float* kt = LoadKvTile(d, *it.k, it.kv_head, j0, jt, hd, kbuf, ldk, st.k_bytes);
-    Scores(d, qt, rp, nrv, kt, ldk, hd, jt, stile);
-    if (j0 + jt - 1 > min_lim) MaskTile(d, stile, rp, nrv, j0, jt, lim);
-    const bool rescale = SoftmaxTile(d, stile, rp, nrv, jt, m, l, alpha, it.max_slack, st.rescales);
-    const float* vt = LoadKvTile(d, *it.v, it.kv_head, j0, jt, hd, vbuf, ldv, st.v_bytes);
-    Pv(d, ot, rp, nrv, alpha, rescale, stile, vt, ldv, hd, jt);
+    const float* kt = LoadKvTile(dl, *it.k, it.kv_head, j0, jt, hd, kbuf, ldk, st.k_bytes);
+    Scores(dq, qt, rp, nrv, kt, ldk, hd, jt, stile);
+    if (j0 + jt - 1 > min_lim) MaskTile(dq, stile, rp, nrv, j0, jt, lim);
+    const bool rescale = SoftmaxTile(dq, stile, rp, nrv, jt, m, l, alpha, it.max_slack, st.rescales);
+    const float* vt = LoadKvTile(dl, *it.v, it.kv_head, j0, jt, hd, vbuf, ldv, st.v_bytes);
+    Pv(dv, o, ldo, R, alpha, rescale, stile, rp, vt, ldv, hd, jt);
     ++st.kv_tiles;
   }
 
@@ -299,15 +311,15 @@ void RunItemT(D d, const detail::AttnItem& it, AttentionIoStats& st) {
     for (int64_t r = 0; r < R; ++r) {
       const int64_t qi = it.q_begin + r / group;
       const int32_t h = it.kv_head * group + static_cast<int32_t>(r % group);
-      float* o = it.out + (qi * s.n_head + h) * hd;
+      float* dst = it.out + (qi * s.n_head + h) * hd;
       const float inv = l[r] > 0 ? 1.f / l[r] : 0.f;
-      for (int32_t c = 0; c < hd; ++c) o[c] = ot[c * rp + r] * inv;
+      for (int32_t c = 0; c < hd; ++c) dst[c] = o[r * ldo + c] * inv;
     }
     st.o_bytes += R * hd * 4;
   } else {
     for (int64_t r = 0; r < R; ++r) {
       float* p = it.partial + r * (hd + 2);
-      for (int32_t c = 0; c < hd; ++c) p[c] = ot[c * rp + r];
+      std::memcpy(p, o + r * ldo, hd * sizeof(float));
       p[hd] = m[r];
       p[hd + 1] = l[r];
     }
@@ -316,17 +328,24 @@ void RunItemT(D d, const detail::AttnItem& it, AttentionIoStats& st) {
   ++st.items;
 }
 
+template <class DQ>
+void RunItemQ(DQ dq, const detail::AttnItem& it, AttentionIoStats& st) {
+  const hn::ScalableTag<float> d;
+  if (it.shape->head_dim % hn::Lanes(d) == 0) return RunItemT(dq, d, it, st);
+  RunItemT(dq, hn::CappedTag<float, 1>(), it, st);
+}
+
 // Rows in lanes: use vectors no wider than the item's rows (decode has one row per query head).
 void RunItem(const detail::AttnItem& it, AttentionIoStats& st) {
   const hn::ScalableTag<float> d;
   const int64_t rows = it.q_count * (it.shape->n_head / it.shape->n_head_kv);
   if constexpr (hn::MaxLanes(d) > 8) {
-    if (rows <= 8 && hn::Lanes(d) > 8) return RunItemT(hn::CappedTag<float, 8>(), it, st);
+    if (rows <= 8 && hn::Lanes(d) > 8) return RunItemQ(hn::CappedTag<float, 8>(), it, st);
   }
   if constexpr (hn::MaxLanes(d) > 4) {
-    if (rows <= 4 && hn::Lanes(d) > 4) return RunItemT(hn::CappedTag<float, 4>(), it, st);
+    if (rows <= 4 && hn::Lanes(d) > 4) return RunItemQ(hn::CappedTag<float, 4>(), it, st);
   }
-  RunItemT(d, it, st);
+  RunItemQ(d, it, st);
 }
 
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 
+#include "core/error.h"
 #include "kernels/int8_dot-inl.h"
 #include "kernels/matmul_internal.h"
 
@@ -116,10 +117,15 @@ struct KindQ8 {
 // isum[t] = the int32 dot of the group's quants (all R rows) with token t's activations xq[t][0..kGroup).
 template <class Kind, size_t T>
 HWY_INLINE void GroupDot(const uint8_t* gv, const int8_t* const* xq, VI32* isum) {
-  for (size_t t = 0; t < T; ++t) isum[t] = hn::Zero(DI32());
 #if STRATA_VNNI
+  // vpdpbusd has a latency of 5 cycles: with few tokens, split each sum into independent chains.
+  constexpr size_t kChains = T == 1 ? 4 : T == 2 ? 2 : 1;
+  VI32 part[T][kChains];
+  for (size_t t = 0; t < T; ++t)
+    for (size_t c = 0; c < kChains; ++c) part[t][c] = hn::Zero(DI32());
   Unroll<Kind::kPairs>([&](auto pc) HWY_ATTR {
     constexpr int p = decltype(pc)::value;
+    constexpr size_t c0 = (2 * p) % kChains, c1 = (2 * p + 1) % kChains;
     VU8 lo, hi;
     Kind::template Pair<p>(gv, lo, hi);
     for (size_t t = 0; t < T; ++t) {
@@ -128,16 +134,21 @@ HWY_INLINE void GroupDot(const uint8_t* gv, const int8_t* const* xq, VI32* isum)
         VU8 a;
         VI8 b;
         ApplySign(hn::BitCast(DI8(), lo), x0, a, b);
-        isum[t] = DotQuads(isum[t], a, b);
+        part[t][c0] = DotQuads(part[t][c0], a, b);
         ApplySign(hn::BitCast(DI8(), hi), x1, a, b);
-        isum[t] = DotQuads(isum[t], a, b);
+        part[t][c1] = DotQuads(part[t][c1], a, b);
       } else {
-        isum[t] = DotQuads(isum[t], lo, x0);
-        isum[t] = DotQuads(isum[t], hi, x1);
+        part[t][c0] = DotQuads(part[t][c0], lo, x0);
+        part[t][c1] = DotQuads(part[t][c1], hi, x1);
       }
     }
   });
+  for (size_t t = 0; t < T; ++t) {
+    isum[t] = part[t][0];
+    for (size_t c = 1; c < kChains; ++c) isum[t] = hn::Add(isum[t], part[t][c]);
+  }
 #else
+  for (size_t t = 0; t < T; ++t) isum[t] = hn::Zero(DI32());
   VI16 acc16[T];
   Unroll<Kind::kPairs>([&](auto pc) HWY_ATTR {
     constexpr int p = decltype(pc)::value;
@@ -180,9 +191,11 @@ HWY_INLINE float GroupSum(const QAct* a, int half) {
   }
 }
 
-// Q4_0, Q5_0, Q8_0: w = d * (q + kOffset). Meta per row: fp16 d.
+// Q4_0, Q5_0, Q8_0: w = d * (q + kOffset). Meta per row: fp16 d. The activation sums come multiplied
+// by kOffset.
 template <int kOffset>
 struct ScaleD {
+  static constexpr int kSumScale = kOffset;
   struct SB {
     VF d;
   };
@@ -197,7 +210,7 @@ struct ScaleD {
       if constexpr (kOffset == 0) {
         v = hn::Mul(f, hn::Set(df, ab[t]->d));
       } else {
-        v = hn::MulAdd(f, hn::Set(df, ab[t]->d), hn::Set(df, kOffset * GroupSum<kGroup>(ab[t], half)));
+        v = hn::MulAdd(f, hn::Set(df, ab[t]->d), hn::Set(df, GroupSum<kGroup>(ab[t], half)));
       }
       acc[t] = hn::MulAdd(sb.d, v, acc[t]);
     }
@@ -206,6 +219,7 @@ struct ScaleD {
 
 // Q4_1: w = d * q + m. Meta per row: fp16 d, fp16 m.
 struct ScaleDM {
+  static constexpr int kSumScale = 1;
   struct SB {
     VF d, m;
   };
@@ -223,6 +237,7 @@ struct ScaleDM {
 
 // Q4_K, Q5_K: w = d * sc[g] * q - dmin * m[g]. Meta per row: fp16 d, dmin; u8 sc[8]; u8 m[8].
 struct ScaleKMin {
+  static constexpr int kSumScale = 1;
   struct SB {
     VF d, dmin;
   };
@@ -240,8 +255,10 @@ struct ScaleKMin {
   }
 };
 
-// Q6_K: w = d * sc[g] * (q - 32), 16-column groups. Meta per row: fp16 d; i8 sc[16].
+// Q6_K: w = d * sc[g] * (q - 32), 16-column groups. Meta per row: fp16 d; i8 sc[16]. The activation
+// sums come multiplied by -32.
 struct ScaleK6 {
+  static constexpr int kSumScale = -32;
   struct SB {
     VF d;
   };
@@ -253,7 +270,7 @@ struct ScaleK6 {
     const VF scale = hn::Mul(sb.d, LoadI8AsFloat(meta + 2 * kR + g * kR));
     for (size_t t = 0; t < T; ++t) {
       const VF v = hn::MulAdd(hn::ConvertTo(df, isum[t]), hn::Set(df, ab[t]->d),
-                              hn::Set(df, -32.0f * GroupSum<kGroup>(ab[t], half)));
+                              hn::Set(df, GroupSum<kGroup>(ab[t], half)));
       acc[t] = hn::MulAdd(scale, v, acc[t]);
     }
   }
@@ -292,6 +309,9 @@ HWY_NOINLINE void TileKernel(const uint8_t* HWY_RESTRICT meta, const uint8_t* HW
 
 template <class Kind, class Scale, int kSB>
 void RunTiles(const detail::Int8Args& a, int64_t tile_begin, int64_t tile_end, uint8_t* scratch) {
+  STRATA_ASSERT(a.fmt->act_sum_scale == Scale::kSumScale && a.fmt->sb == kSB && a.R == static_cast<int>(kR) &&
+                    a.fmt->val_bytes * kR == kSB / Kind::kGroup * Kind::kGroupBytes,
+                "int8 kernel: the registry row does not match the kernel");
   const int64_t nb32 = a.cols / 32, n_sb = a.cols / kSB;
   const size_t meta_stride = static_cast<size_t>(a.fmt->meta_bytes) * kR;
   HWY_ALIGN float out[kMaxTokTile * kR];

@@ -31,6 +31,7 @@ struct PanelFormat {
   int group;       // columns per scale group: 32, or 16 for Q6_K
   int meta_bytes;  // per row and superblock
   int val_bytes;   // per row and superblock
+  int act_sum_scale;  // the activation sums (QAct::s, s16) are multiplied by it: the quant offset, or 1
 };
 
 // The panel format of a type, or nullptr when the type has no int8 panel kernel.

@@ -18,7 +18,7 @@ namespace strata::kernels {
 namespace {
 
 constexpr MatmulKernelInfo kKernels[] = {
-#define STRATA_X(T, SB, G, META, VAL) {DType::T, KernelFamily::kInt8Panel, #T " x q8 int8-panel"},
+#define STRATA_X(T, SB, G, META, VAL, SUM) {DType::T, KernelFamily::kInt8Panel, #T " x q8 int8-panel"},
     STRATA_INT8_PANEL_KERNELS(STRATA_X)
 #undef STRATA_X
 #define STRATA_X(T) {DType::T, KernelFamily::kFloat, #T " x f32 dot-tile"},
@@ -93,10 +93,10 @@ void run_int8(const Weight& w, const PanelFormat& f, int R, size_t row_stride, c
   // Each activation row is quantized once; for prompts, in parallel.
   if (n_tok >= 8 && pool.size() > 1) {
     pool.parallel_for(n_tok, [&](int64_t b, int64_t e, int) {
-      quantize_act_rows(x + b * w.cols, e - b, w.cols, act + b * nb32);
+      quantize_act_rows(x + b * w.cols, e - b, w.cols, act + b * nb32, static_cast<float>(f.act_sum_scale));
     });
   } else {
-    quantize_act_rows(x, n_tok, w.cols, act);
+    quantize_act_rows(x, n_tok, w.cols, act, static_cast<float>(f.act_sum_scale));
   }
   detail::Int8Args a;
   a.fmt = &f;

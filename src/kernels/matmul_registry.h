@@ -9,15 +9,15 @@
 
 // Int8 panel kernels: activations quantized to int8 per 32 columns (QAct), weights as int8 panels
 // (int8_panel.h).  X(type, columns per superblock, columns per scale group, meta bytes and value bytes
-// per row and superblock)
+// per row and superblock, multiplier of the activation sums: the quant offset, or 1 for a min term)
 #define STRATA_INT8_PANEL_KERNELS(X) \
-  X(Q4_0, 32, 32, 2, 16)             \
-  X(Q4_1, 32, 32, 4, 16)             \
-  X(Q5_0, 32, 32, 2, 20)             \
-  X(Q8_0, 32, 32, 2, 32)             \
-  X(Q4_K, 256, 32, 20, 128)          \
-  X(Q5_K, 256, 32, 20, 160)          \
-  X(Q6_K, 256, 16, 18, 192)
+  X(Q4_0, 32, 32, 2, 16, -8)         \
+  X(Q4_1, 32, 32, 4, 16, 1)          \
+  X(Q5_0, 32, 32, 2, 20, -16)        \
+  X(Q8_0, 32, 32, 2, 32, 0)          \
+  X(Q4_K, 256, 32, 20, 128, 1)       \
+  X(Q5_K, 256, 32, 20, 160, 1)       \
+  X(Q6_K, 256, 16, 18, 192, -32)
 
 // Float kernels: f32 activations times f32/f16/bf16 weights, dot-product tiles of rows x tokens.
 #define STRATA_FLOAT_KERNELS(X) X(F32) X(F16) X(BF16)

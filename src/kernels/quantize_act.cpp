@@ -12,7 +12,8 @@ HWY_BEFORE_NAMESPACE();
 namespace strata::kernels::act::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-void QuantizeActRows(const float* HWY_RESTRICT x, int64_t n_rows, int64_t n, QAct* HWY_RESTRICT out) {
+void QuantizeActRows(const float* HWY_RESTRICT x, int64_t n_rows, int64_t n, QAct* HWY_RESTRICT out,
+                     float sum_scale) {
   const hn::ScalableTag<float> df;
   const hn::Rebind<int32_t, decltype(df)> di;
   const hn::Rebind<int8_t, decltype(df)> di8;
@@ -35,9 +36,10 @@ void QuantizeActRows(const float* HWY_RESTRICT x, int64_t n_rows, int64_t n, QAc
         sum[i / 16] += hn::GetLane(hn::SumOfLanes(di, qi));
       }
       o.d = d;
-      o.s16[0] = d * static_cast<float>(sum[0]);
-      o.s16[1] = d * static_cast<float>(sum[1]);
-      o.s = d * static_cast<float>(sum[0] + sum[1]);
+      const float ds = d * sum_scale;
+      o.s16[0] = ds * static_cast<float>(sum[0]);
+      o.s16[1] = ds * static_cast<float>(sum[1]);
+      o.s = ds * static_cast<float>(sum[0] + sum[1]);
     }
   }
 }
@@ -51,8 +53,8 @@ namespace act {
 HWY_EXPORT(QuantizeActRows);
 }  // namespace act
 
-void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out) {
-  HWY_DYNAMIC_DISPATCH(act::QuantizeActRows)(x, n_rows, n, out);
+void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out, float sum_scale) {
+  HWY_DYNAMIC_DISPATCH(act::QuantizeActRows)(x, n_rows, n, out, sum_scale);
 }
 
 }  // namespace strata::kernels

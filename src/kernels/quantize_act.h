@@ -7,16 +7,18 @@
 namespace strata::kernels {
 
 // 32 activations x[i] ~= d * q[i], q in [-127, 127] (d = max|x| / 127).  48 bytes.
+// The sums are premultiplied by the weight type's `sum_scale` (its quant offset, e.g. -8 for Q4_0, or 1)
+// so that the kernels add them without a multiply.
 struct QAct {
   float d;
-  float s;       // d * sum(q[0..31])
-  float s16[2];  // d * sum(q[0..15]), d * sum(q[16..31])  (Q6_K's 16-column groups)
+  float s;       // sum_scale * d * sum(q[0..31])
+  float s16[2];  // sum_scale * d * sum(q[0..15]), sum_scale * d * sum(q[16..31])  (Q6_K's 16-column groups)
   int8_t q[32];
 };
 static_assert(sizeof(QAct) == 48);
 
 // Quantizes n_rows rows of n columns (n a multiple of 32): row t of x (x + t * n) into out + t * n / 32.
 // Runs the best SIMD target (Highway dynamic dispatch).
-void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out);
+void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out, float sum_scale = 1.0f);
 
 }  // namespace strata::kernels

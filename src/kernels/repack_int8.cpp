@@ -12,7 +12,7 @@ namespace strata::kernels {
 namespace {
 
 constexpr PanelFormat kFormats[] = {
-#define STRATA_X(T, SB, G, META, VAL) {DType::T, SB, G, META, VAL},
+#define STRATA_X(T, SB, G, META, VAL, SUM) {DType::T, SB, G, META, VAL, SUM},
     STRATA_INT8_PANEL_KERNELS(STRATA_X)
 #undef STRATA_X
 };

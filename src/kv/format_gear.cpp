@@ -93,6 +93,7 @@ std::vector<uint8_t> select_outliers(const float* x, const Layout& L, Axis axis,
   while (taken < k && !pq.empty()) {
     const Cand c = pq.top();
     pq.pop();
+    if (c.gain <= 0) break;  // nothing left that stretches a range
     State& s = st[c.g];
     if (s.lo != c.lo || s.hi != c.hi) continue;  // stale
     is_out[members[c.g][c.high ? s.hi : s.lo]] = 1;
@@ -111,28 +112,63 @@ struct Base {
   double err = 0;                 // squared error over non-outliers
 };
 
+// Squared error of quantizing v with (s, m) to levels 0 .. levels.
+double group_err(const std::vector<float>& v, float s, float m, int levels) {
+  double e = 0;
+  for (float x : v) {
+    const float q = s > 0 ? std::nearbyint(std::fmin(std::fmax((x - m) / s, 0.f), static_cast<float>(levels))) : 0.f;
+    e += (x - (q * s + m)) * static_cast<double>(x - (q * s + m));
+  }
+  return e;
+}
+
+// Scale and min (fp16-rounded) for one group: the min-max grid, refined by alternating code assignment
+// and a least-squares fit of (s, m) (clipping the extremes when that lowers the squared error), from the
+// full range and from a range shrunk by 15%. Matters most at 2 bits.
+void fit_group(const std::vector<float>& v, int levels, float& s_out, float& m_out) {
+  if (v.empty()) { s_out = m_out = 0; return; }
+  const auto [lo_it, hi_it] = std::minmax_element(v.begin(), v.end());
+  const float lo = *lo_it, hi = *hi_it;
+  m_out = f16r(lo);
+  s_out = f16r((hi - m_out) / levels);
+  double best = group_err(v, s_out, m_out, levels);
+  if (!(hi > lo)) return;
+  for (float shrink : {1.0f, 0.85f}) {
+    const float mid = 0.5f * (lo + hi), half = 0.5f * (hi - lo) * shrink;
+    double m = mid - half, sc = 2 * half / levels;
+    for (int it = 0; it < 4; ++it) {
+      double n = 0, sq = 0, sqq = 0, sx = 0, sqx = 0;
+      for (float x : v) {
+        const double q = std::nearbyint(std::fmin(std::fmax((x - m) / sc, 0.0), static_cast<double>(levels)));
+        n += 1; sq += q; sqq += q * q; sx += x; sqx += q * x;
+      }
+      const double det = n * sqq - sq * sq;
+      if (det <= 0) break;
+      const double s_new = (n * sqx - sq * sx) / det;
+      if (!(s_new > 0)) break;
+      sc = s_new;
+      m = (sx - sc * sq) / n;
+      const float sf = f16r(static_cast<float>(sc)), mf = f16r(static_cast<float>(m));
+      const double e = group_err(v, sf, mf, levels);
+      if (e < best) { best = e; s_out = sf; m_out = mf; }
+    }
+  }
+}
+
 Base quantize_base(const float* x, const Layout& L, Axis axis, const std::vector<uint8_t>& is_out) {
   const int n_groups = axis == kPerChannel ? L.d : L.chunk * (L.d / L.tok_group);
   const int levels = (1 << L.bits) - 1;
   Base b;
   b.axis = axis;
-  std::vector<float> lo(n_groups, INFINITY), hi(n_groups, -INFINITY);
+  std::vector<std::vector<float>> vals(n_groups);
   for (int t = 0; t < L.chunk; ++t)
     for (int c = 0; c < L.d; ++c) {
       const int i = t * L.d + c;
-      if (is_out[i]) continue;
-      const int g = L.group(axis, t, c);
-      lo[g] = std::min(lo[g], x[i]);
-      hi[g] = std::max(hi[g], x[i]);
+      if (!is_out[i]) vals[L.group(axis, t, c)].push_back(x[i]);
     }
   b.scale.resize(n_groups);
   b.min.resize(n_groups);
-  for (int g = 0; g < n_groups; ++g) {
-    if (!(lo[g] <= hi[g])) lo[g] = hi[g] = 0;  // all outliers (or nan)
-    b.min[g] = f16r(lo[g]);
-    // Scale chosen so that the rounded min plus levels * scale still reaches hi.
-    b.scale[g] = f16r((hi[g] - b.min[g]) / levels);
-  }
+  for (int g = 0; g < n_groups; ++g) fit_group(vals[g], levels, b.scale[g], b.min[g]);
   b.codes.resize(static_cast<size_t>(L.chunk) * L.d);
   b.deq.resize(b.codes.size());
   for (int t = 0; t < L.chunk; ++t)

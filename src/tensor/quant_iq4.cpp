@@ -8,8 +8,10 @@
 //   qs: 16 bytes per sub-block, packed as in iq4_nl. x = d * (ls - 32) * kvalues[q].
 //
 // The quantizers are ggml's quantize_iq4_nl / quantize_iq4_xs without an importance matrix (what
-// llama-quantize runs): for each block, try the scale that maps the largest element to the extreme level
-// and 15 neighbours, keeping the best weighted (w = x^2) least-squares fit.
+// llama-quantize runs, and what quantize_row_iq4_xs_ref calls): for each block, try the scale that maps the
+// largest element to the extreme level and 15 neighbours, keeping the best weighted (w = x^2)
+// least-squares fit. (Recent ggml's quantize_row_iq4_nl_ref skips that search, ntry = -1, for speed when
+// filling a KV cache; model files are written with the search, and so is strata's reference.)
 #include <algorithm>
 #include <cmath>
 #include <cstring>

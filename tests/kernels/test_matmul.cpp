@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_registry.h"
@@ -166,7 +167,7 @@ std::vector<DType> all_types() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, MatmulEveryType, ::testing::ValuesIn(all_types()),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         [](const auto& param_info) { return std::string(dtype_name(param_info.param)); });
 
 // Every supported type has a registry entry (so it is tested and benchmarked).
 TEST(MatmulRegistry, CoversEverySupportedType) {

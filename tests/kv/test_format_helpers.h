@@ -157,4 +157,13 @@ inline double rel_err(const std::vector<float>& a, const std::vector<double>& b)
   return std::sqrt(num / den);
 }
 
+// ||a - b|| / the RMS norm of the value rows V [n][d]: an attention output's error on the values' scale
+// (an output that averages many rows can be much shorter than any of them).
+inline double err_vs_values(const std::vector<float>& a, const std::vector<double>& b, const std::vector<float>& V) {
+  double num = 0, vv = 0;
+  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]);
+  for (float x : V) vv += static_cast<double>(x) * x;
+  return std::sqrt(num / (vv / (V.size() / a.size())));
+}
+
 }  // namespace strata::kv::test

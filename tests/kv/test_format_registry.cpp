@@ -41,10 +41,10 @@ TEST(KvFormatRegistry, UnitBytes) {
       {"f32", {256, 512}},   {"f16", {128, 256}},   {"bf16", {128, 256}}, {"q8_0", {68, 136}},
       {"q4_0", {36, 72}},    {"q4_1", {40, 80}},    {"bfp8", {68, 136}},  {"bfp4", {36, 72}},
       {"bfp8r", {68, 136}},  {"bfp4r", {36, 72}},   {"q4h", {36, 72}},    {"bfp4h", {36, 72}},
-      // 12 header + fp16 (scale, min) × 64|128 groups + 2|4-bit codes + fp16 A (64×2) and B (2×d)
+      // 12 header + fp16 (scale, min) × 64|128 groups + 2|4-bit codes + fp16 A (64×rank) and B (rank×d)
       // + (u16, fp16) × floor(frac × 64 × d) outliers
-      {"gear2", {12 + 256 + 1024 + 256 + 256 + 40 * 4, 12 + 512 + 2048 + 256 + 512 + 81 * 4}},
-      {"gear4", {12 + 256 + 2048 + 256 + 256 + 20 * 4, 12 + 512 + 4096 + 256 + 512 + 40 * 4}},
+      {"gear2", {12 + 256 + 1024 + 128 + 128 + 81 * 4, 12 + 512 + 2048 + 128 + 256 + 163 * 4}},
+      {"gear4", {12 + 256 + 2048 + 20 * 4, 12 + 512 + 4096 + 40 * 4}},
   };
   ASSERT_EQ(expected.size(), all_formats().size());
   for (const auto& i : all_formats()) {

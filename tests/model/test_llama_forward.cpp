@@ -1,7 +1,8 @@
 // (d) The runtime forward pass (batched, KV cache, threaded kernels) computes what the reference does.
 // Tolerances: float32 KV cache 2e-3 (kernels accumulate in float32, the reference in double); float16 KV
-// cache 2e-2 (llama.cpp measures 3e-3 on strata-tiny-256 from its F16 cache; random synthetic weights give
-// larger activations).
+// cache 2e-2 (llama.cpp measures 3e-3 on strata-tiny-256 from its F16 cache; stories260K's larger logits
+// give 0.013). Quantized weights: the int8 kernels quantize activations to 8 bits (as llama.cpp does) while
+// the reference uses them exactly: 0.15 (0.094 measured on strata-tiny-256 Q8_0).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -21,6 +22,7 @@ namespace {
 
 constexpr float kTolKvF32 = 2e-3f;
 constexpr float kTolKvF16 = 2e-2f;
+constexpr float kTolQuantized = 0.15f;
 
 std::vector<float> reference_logits(const Model& m, const std::vector<int32_t>& tokens) {
   ReferenceForward ref(m, static_cast<int64_t>(tokens.size()));
@@ -59,7 +61,7 @@ std::vector<int32_t> some_tokens(int64_t n_vocab, size_t n) {
   return t;
 }
 
-void check_same(const Model& m, const std::vector<int32_t>& tokens, const std::string& what) {
+void check_same(const Model& m, const std::vector<int32_t>& tokens, const std::string& what, float extra_tol = 0) {
   const std::vector<float> ref = reference_logits(m, tokens);
   const int64_t nv = m.hparams().n_vocab;
   struct Variant { int64_t n_batch; size_t step; DType kv; int threads; float tol; const char* name; };
@@ -71,7 +73,7 @@ void check_same(const Model& m, const std::vector<int32_t>& tokens, const std::s
   };
   for (const Variant& v : variants) {
     const std::vector<float> got = runtime_logits(m, tokens, v.n_batch, v.step, v.kv, v.threads);
-    const float d = test::expect_logits_near(got, ref, nv, v.tol, what + ", " + v.name);
+    const float d = test::expect_logits_near(got, ref, nv, std::max(v.tol, extra_tol), what + ", " + v.name);
     std::printf("[   INFO ] runtime vs reference, %s, %s: max |Δlogit| %.3g\n", what.c_str(), v.name, d);
   }
 }
@@ -103,7 +105,7 @@ TEST(RuntimeVsReference, QuantizedStrataTiny256) {
     STRATA_REQUIRE_SHARED(path, rel.c_str());
     auto m = Model::load(path);
     std::vector<int32_t> t = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315};
-    check_same(*m, t, rel);
+    check_same(*m, t, rel, kTolQuantized);
   }
 }
 
@@ -113,7 +115,7 @@ void check_synthetic(const test::TinySpec& s, const std::string& what) {
   test::write_tiny_model(s, path);
   auto m = Model::load(path);
   std::remove(path.c_str());
-  check_same(*m, some_tokens(s.n_vocab, 13), what);
+  check_same(*m, some_tokens(s.n_vocab, 13), what, s.type == DType::F32 ? 0.0f : kTolQuantized);
 }
 
 TEST(RuntimeVsReference, Qwen2BiasAndNeoxRope) {

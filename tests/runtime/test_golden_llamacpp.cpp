@@ -31,26 +31,29 @@ struct Case {
   float tol;
 };
 
-// Measured max |Δlogit| over both prompts (see the INFO output) → stated tolerance.
+// Stated tolerances, each about 1.5x the largest |Δlogit| measured over both prompts (the INFO lines).
+// Float weights: rounding and the f16 KV cache only. Quantized weights: llama.cpp itself is 0.05-0.19 away
+// from exact dequantized math (measured with the reference pass), because it quantizes activations to 8 bits
+// in every dot product; strata's int8 kernels do the same with other rounding, so the two differ by as much.
 const std::vector<Case>& cases() {
   static const std::vector<Case> c = {
-      {"stories260K.gguf", "stories260K", 0.02f},
-      {"strata-tiny-256.gguf", "strata-tiny-256", 0.02f},
-      {"strata-tiny-256-f16.gguf", "strata-tiny-256-f16", 0.02f},
-      {"quant/strata-tiny-256-Q8_0.gguf", "strata-tiny-256-Q8_0", 0.05f},
-      {"quant/strata-tiny-256-Q4_0.gguf", "strata-tiny-256-Q4_0", 0.1f},
-      {"quant/strata-tiny-256-Q4_1.gguf", "strata-tiny-256-Q4_1", 0.1f},
-      {"quant/strata-tiny-256-Q5_0.gguf", "strata-tiny-256-Q5_0", 0.1f},
-      {"quant/strata-tiny-256-Q5_1.gguf", "strata-tiny-256-Q5_1", 0.1f},
-      {"quant/strata-tiny-256-Q2_K.gguf", "strata-tiny-256-Q2_K", 0.1f},
-      {"quant/strata-tiny-256-Q3_K.gguf", "strata-tiny-256-Q3_K", 0.1f},
-      {"quant/strata-tiny-256-Q4_K.gguf", "strata-tiny-256-Q4_K", 0.1f},
-      {"quant/strata-tiny-256-Q5_K.gguf", "strata-tiny-256-Q5_K", 0.1f},
-      {"quant/strata-tiny-256-Q6_K.gguf", "strata-tiny-256-Q6_K", 0.1f},
-      {"quant/strata-tiny-256-IQ4_NL.gguf", "strata-tiny-256-IQ4_NL", 0.1f},
-      {"quant/strata-tiny-256-IQ4_XS.gguf", "strata-tiny-256-IQ4_XS", 0.1f},
-      {"quant/strata-tiny-256-TQ1_0.gguf", "strata-tiny-256-TQ1_0", 0.1f},
-      {"quant/strata-tiny-256-TQ2_0.gguf", "strata-tiny-256-TQ2_0", 0.1f},
+      {"stories260K.gguf", "stories260K", 0.03f},                    // measured 0.019
+      {"strata-tiny-256.gguf", "strata-tiny-256", 0.01f},            // 0.0015
+      {"strata-tiny-256-f16.gguf", "strata-tiny-256-f16", 0.01f},    // 0.0033
+      {"quant/strata-tiny-256-Q8_0.gguf", "strata-tiny-256-Q8_0", 0.15f},      // 0.082
+      {"quant/strata-tiny-256-Q4_0.gguf", "strata-tiny-256-Q4_0", 0.15f},      // 0.088
+      {"quant/strata-tiny-256-Q4_1.gguf", "strata-tiny-256-Q4_1", 0.15f},      // 0.084
+      {"quant/strata-tiny-256-Q5_0.gguf", "strata-tiny-256-Q5_0", 0.15f},      // 0.089
+      {"quant/strata-tiny-256-Q5_1.gguf", "strata-tiny-256-Q5_1", 0.2f},       // 0.109
+      {"quant/strata-tiny-256-Q2_K.gguf", "strata-tiny-256-Q2_K", 0.2f},       // 0.125
+      {"quant/strata-tiny-256-Q3_K.gguf", "strata-tiny-256-Q3_K", 0.25f},      // 0.150
+      {"quant/strata-tiny-256-Q4_K.gguf", "strata-tiny-256-Q4_K", 0.3f},       // 0.205
+      {"quant/strata-tiny-256-Q5_K.gguf", "strata-tiny-256-Q5_K", 0.25f},      // 0.153
+      {"quant/strata-tiny-256-Q6_K.gguf", "strata-tiny-256-Q6_K", 0.2f},       // 0.131
+      {"quant/strata-tiny-256-IQ4_NL.gguf", "strata-tiny-256-IQ4_NL", 0.15f},  // 0.089
+      {"quant/strata-tiny-256-IQ4_XS.gguf", "strata-tiny-256-IQ4_XS", 0.2f},   // 0.124
+      {"quant/strata-tiny-256-TQ1_0.gguf", "strata-tiny-256-TQ1_0", 0.3f},     // 0.192
+      {"quant/strata-tiny-256-TQ2_0.gguf", "strata-tiny-256-TQ2_0", 0.3f},     // 0.192
   };
   return c;
 }

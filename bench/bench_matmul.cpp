@@ -1,0 +1,209 @@
+// Matmul microbenchmarks (Google Benchmark), registered from the kernel registry so that every kernel is
+// measured:
+//   gemv/<type>/<rows>x<cols>/t<threads>/<target>        one token; weights cached if they fit
+//   gemv_cold/<type>/<rows>x<cols>/t<threads>/<target>   one token; cycles through >= 1 GiB of distinct
+//                                                        weights, so every byte comes from DRAM (decode)
+//   gemm/<type>/<rows>x<cols>/n<tokens>/t<threads>/<target>   prompt processing
+// Counters: GB/s = weight bytes read per second (file size of the matrix, not the repacked copy);
+// bw% = GB/s over the DRAM read bandwidth `strata probe` measured with as many threads (from
+// ~/.cache/strata/profile.json, when present); GFLOP/s = 2 * rows * cols * tokens per second.
+//
+// Extra flags (before Google Benchmark's own): --targets=all|best|AVX2,... (default best,AVX2),
+// --cold-mib=N (default 1024), --file-layout (also run unprepared weights: no repacking).
+// Example: build-kern/bench/bench_bench_matmul --benchmark_filter='gemv_cold/q4_0' --benchmark_min_time=1
+#include <benchmark/benchmark.h>
+#include <hwy/targets.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_registry.h"
+
+namespace {
+
+using strata::DType;
+namespace kernels = strata::kernels;
+
+// DRAM read bandwidth by thread count from the probe's profile (GB/s), empty when there is none.
+std::map<int, double> g_dram_gbps;
+
+void load_profile() {
+  const char* home = std::getenv("HOME");
+  const char* env = std::getenv("STRATA_PROFILE");
+  const std::string path = env ? env : std::string(home ? home : ".") + "/.cache/strata/profile.json";
+  std::ifstream f(path);
+  if (!f) return;
+  try {
+    const auto j = nlohmann::json::parse(f);
+    for (const auto& e : j.at("dram_read_gbps")) g_dram_gbps[e.at("threads").get<int>()] = e.at("gbps").get<double>();
+  } catch (const std::exception&) {
+    g_dram_gbps.clear();
+  }
+}
+
+// Random weights of a type, quantized with the reference (speed does not depend on the values).
+std::vector<uint8_t> random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  const size_t rb = strata::row_bytes(type, cols);
+  std::vector<uint8_t> w(rows * rb);
+  std::vector<float> row(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : row) v = normal(rng);
+    strata::quantize_row(type, row.data(), w.data() + r * rb, cols);
+  }
+  return w;
+}
+
+std::vector<float> random_acts(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = normal(rng);
+  return x;
+}
+
+struct Config {
+  DType type;
+  int64_t rows, cols, n_tok;
+  int threads;
+  int64_t target;
+  bool repack;
+  bool cold;
+};
+
+int64_t g_cold_bytes = int64_t{1} << 30;
+
+void set_counters(benchmark::State& state, const Config& c, size_t bytes_per_call) {
+  const double calls = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(calls * static_cast<double>(bytes_per_call) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(calls * 2.0 * c.rows * c.cols * c.n_tok / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  if (auto it = g_dram_gbps.find(c.threads); it != g_dram_gbps.end())
+    state.counters["bw%"] = benchmark::Counter(calls * static_cast<double>(bytes_per_call) / 1e9 / it->second * 100,
+                                               benchmark::Counter::kIsRate);
+}
+
+void run(benchmark::State& state, const Config& c) {
+  hwy::SetSupportedTargetsForTest(c.target);
+  strata::ThreadPool pool(c.threads);
+  const size_t bytes = c.rows * strata::row_bytes(c.type, c.cols);
+  // Cold: enough distinct matrices to exceed the caches (only the packed copies are kept when repacking).
+  const int64_t n_mats = c.cold ? std::max<int64_t>(2, g_cold_bytes / static_cast<int64_t>(bytes)) : 1;
+  std::vector<uint8_t> src = random_weight(c.type, c.rows, c.cols, 1);
+  std::vector<std::vector<uint8_t>> copies;
+  std::vector<kernels::Weight> ws;
+  for (int64_t i = 0; i < n_mats; ++i) {
+    const void* data = src.data();
+    if (!c.repack && i > 0) data = copies.emplace_back(src).data();
+    ws.push_back(c.repack ? kernels::prepare_weight(c.type, data, c.rows, c.cols)
+                          : kernels::Weight{c.type, data, c.rows, c.cols, nullptr});
+  }
+  const std::vector<float> x = random_acts(c.n_tok * c.cols, 2);
+  std::vector<float> y(c.n_tok * c.rows);
+  size_t i = 0;
+  for (auto _ : state) {
+    kernels::matmul(ws[i], x.data(), c.n_tok, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+    if (++i == ws.size()) i = 0;
+  }
+  set_counters(state, c, bytes);
+  state.SetLabel(kernels::matmul_kernel(c.type).name);
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+std::string shape_name(const Config& c) { return std::to_string(c.rows) + "x" + std::to_string(c.cols); }
+
+void register_all(const std::vector<int64_t>& targets, bool file_layout) {
+  struct Shape {
+    int64_t rows, cols;
+  };
+  // tinyllama-1.1b: attention 2048x2048, FFN gate/up 5632x2048, FFN down 2048x5632, output 32000x2048.
+  const Shape gemv_shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
+  const Shape gemm_shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
+  for (int64_t target : targets) {
+    const std::string tname = hwy::TargetName(target);
+    for (const auto& k : kernels::matmul_kernels()) {
+      const std::string type = strata::dtype_name(k.type);
+      const bool packs = k.family == kernels::KernelFamily::kInt8Panel;
+      for (bool repack : {true, false}) {
+        if (!repack && !(packs && file_layout)) continue;
+        const std::string layout = packs ? (repack ? "" : "/file-layout") : "";
+        for (int threads : {1, 2}) {
+          for (const Shape& s : gemv_shapes) {
+            for (bool cold : {false, true}) {
+              const Config c{k.type, s.rows, s.cols, 1, threads, target, repack, cold};
+              const std::string name = std::string(cold ? "gemv_cold/" : "gemv/") + type + "/" + shape_name(c) +
+                                       "/t" + std::to_string(threads) + "/" + tname + layout;
+              benchmark::RegisterBenchmark(name.c_str(), [c](benchmark::State& st) { run(st, c); })
+                  ->UseRealTime()
+                  ->Unit(benchmark::kMicrosecond);
+            }
+          }
+          if (k.family == kernels::KernelFamily::kDequant) continue;  // the slow generic path: GEMV only
+          for (const Shape& s : gemm_shapes) {
+            for (int64_t n_tok : {128, 512}) {
+              const Config c{k.type, s.rows, s.cols, n_tok, threads, target, repack, false};
+              const std::string name = "gemm/" + type + "/" + shape_name(c) + "/n" + std::to_string(n_tok) + "/t" +
+                                       std::to_string(threads) + "/" + tname + layout;
+              benchmark::RegisterBenchmark(name.c_str(), [c](benchmark::State& st) { run(st, c); })
+                  ->UseRealTime()
+                  ->Unit(benchmark::kMillisecond);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string targets_flag = "best,AVX2";
+  bool file_layout = false;
+  std::vector<char*> rest{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--targets=", 10) == 0) {
+      targets_flag = argv[i] + 10;
+    } else if (std::strncmp(argv[i], "--cold-mib=", 11) == 0) {
+      g_cold_bytes = std::atoll(argv[i] + 11) << 20;
+    } else if (std::strcmp(argv[i], "--file-layout") == 0) {
+      file_layout = true;
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  const std::vector<int64_t> avail = kernels::simd_targets();
+  std::vector<int64_t> targets;
+  auto add = [&](int64_t t) {
+    if (std::find(targets.begin(), targets.end(), t) == targets.end()) targets.push_back(t);
+  };
+  for (size_t p = 0; p <= targets_flag.size();) {
+    const size_t q = std::min(targets_flag.find(',', p), targets_flag.size());
+    const std::string name = targets_flag.substr(p, q - p);
+    for (int64_t t : avail)
+      if (name == "all" || (name == "best" && t == avail.front()) || name == hwy::TargetName(t)) add(t);
+    p = q + 1;
+  }
+  load_profile();
+  register_all(targets, file_layout);
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
