@@ -20,7 +20,7 @@ struct GenModelOptions {
   int threads = 0;
   std::optional<int64_t> n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
   std::optional<float> rope_freq_base, rms_eps;
-  bool tied = false, untied = false;
+  bool tied = false, untied = false, exact = false;
 };
 
 DType parse_type(const std::string& name, const char* flag) {
@@ -35,6 +35,7 @@ int run_gen_model(const GenModelOptions& o) {
   if (!o.output_type.empty()) s.output_type = static_cast<int32_t>(parse_type(o.output_type, "--output-type"));
   s.seed = o.seed;
   s.n_threads = o.threads;
+  s.exact = o.exact;
   bool custom = false;
   for (auto [dst, src] : {std::pair{&s.n_embd, o.n_embd}, {&s.n_layer, o.n_layer}, {&s.n_head, o.n_head},
                           {&s.n_head_kv, o.n_head_kv}, {&s.n_ff, o.n_ff}, {&s.n_vocab, o.n_vocab}, {&s.n_ctx, o.n_ctx}})
@@ -77,6 +78,8 @@ RunFn setup_gen_model(CLI::App& sub) {
   sub.add_option("-o,--output", o->output, "output file (default: SHAPE-TYPE.gguf)");
   sub.add_option("-s,--seed", o->seed, "seed of the random weights")->capture_default_str();
   sub.add_option("-t,--threads", o->threads, "threads (default: all)");
+  sub.add_flag("--exact", o->exact,
+               "quantize every row (K-quants and IQ4 otherwise reuse a pool of 8192 random blocks: much faster)");
   sub.add_option("--n-embd", o->n_embd, "override: embedding width");
   sub.add_option("--n-layer", o->n_layer, "override: number of layers");
   sub.add_option("--n-head", o->n_head, "override: attention heads");

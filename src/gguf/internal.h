@@ -17,6 +17,9 @@ constexpr uint32_t kWriteVersion = 3;
 constexpr uint32_t kMaxDims = 4;
 constexpr int kMaxArrayDepth = 8;                // arrays of arrays nest at most this deep
 constexpr uint64_t kDefaultAlignment = 32;
+// Metadata arrays may hold at most this many elements in all (each is a ~100-byte Value in memory; real
+// files hold up to about a million: vocabularies, merges, scores).
+constexpr uint64_t kMaxArrayElements = uint64_t{1} << 24;
 constexpr uint32_t kNumValueTypes = 13;          // ids 0..12
 constexpr const char* kAlignmentKey = "general.alignment";
 // The smallest possible encodings, used to bound counts by the bytes left in the file.

@@ -44,6 +44,8 @@ class Parser {
   std::string where_ = "header";
   std::vector<uint64_t> path_;
   std::vector<uint64_t> tensor_header_pos_;  // byte where each tensor's info starts
+  uint64_t alignment_key_pos_ = 0;           // byte where the general.alignment pair starts
+  uint64_t array_elems_ = 0;                 // elements of all metadata arrays so far
 
   template <class... Args>
   [[noreturn]] void fail_at(uint64_t at, fmt::format_string<Args...> fmt_str, Args&&... args) const {
@@ -125,7 +127,11 @@ class Parser {
       fail_at(at, "array count {} of {} elements needs at least {} bytes each, but only {} bytes are left "
               "in the file ({} bytes): the file is truncated or not a GGUF file",
               count, value_type_name(v.elem_type), min_size, remaining(), size_);
-    v.arr.reserve(count);  // bounded by the bytes left, above
+    array_elems_ += count;  // a Value is ~100 bytes: cap the total, whatever the file's size
+    if (array_elems_ > detail::kMaxArrayElements)
+      fail_at(at, "metadata arrays hold more than {} elements in total (this array has {}): expected at most "
+              "about a million (the largest vocabularies)", detail::kMaxArrayElements, count);
+    v.arr.reserve(count);  // bounded by the bytes left and the cap, above
     path_.push_back(0);
     for (uint64_t k = 0; k < count; ++k) {
       path_.back() = k;
@@ -189,8 +195,6 @@ class Parser {
     }
     alignment_key_pos_ = f_.kv_index_.count(detail::kAlignmentKey) ? key_pos[f_.kv_index_[detail::kAlignmentKey]] : 0;
   }
-
-  uint64_t alignment_key_pos_ = 0;
 
   void read_alignment() {
     f_.alignment_ = detail::kDefaultAlignment;

@@ -21,7 +21,8 @@ void check_shape(const AttentionShape& s, int64_t n_q, int64_t q_pos0, const KvV
                  int64_t n_kv) {
   STRATA_ASSERT(s.n_head > 0 && s.n_head_kv > 0 && s.n_head % s.n_head_kv == 0,
                 "attention: n_head must be a positive multiple of n_head_kv");
-  STRATA_ASSERT(s.head_dim > 0, "attention: head_dim must be positive");
+  if (s.head_dim <= 0 || s.head_dim % 2 != 0)
+    fail("attention: head_dim must be a positive even number (got {})", s.head_dim);
   STRATA_ASSERT(n_q >= 0 && q_pos0 >= 0 && n_kv >= 0, "attention: negative length");
   STRATA_ASSERT(!s.causal || n_kv >= q_pos0 + n_q, "attention: causal needs n_kv >= q_pos0 + n_q");
   for (const KvView* kv : {&k, &v}) {
@@ -104,8 +105,10 @@ AttentionConfig resolve_attention_config(const AttentionShape& s, int64_t n_q, i
     c.q_tile = static_cast<int32_t>(std::clamp<int64_t>(bq, 1, std::max<int64_t>(1, n_q)));
   }
   const bool decoding = n_q <= 4;
+  if (c.kv_heads_per_item <= 0) c.kv_heads_per_item = decoding ? s.n_head_kv : 1;
+  c.kv_heads_per_item = std::min(c.kv_heads_per_item, s.n_head_kv);
   if (c.kv_splits <= 0) {
-    const int64_t items = s.n_head_kv * ceil_div(std::max<int64_t>(1, n_q), c.q_tile);
+    const int64_t items = ceil_div(s.n_head_kv, c.kv_heads_per_item) * ceil_div(std::max<int64_t>(1, n_q), c.q_tile);
     const int64_t max_splits = std::max<int64_t>(1, ceil_div(n_kv, 2 * c.kv_tile));
     int64_t sp = 1;
     while (sp < max_splits && (items * sp < 2 * threads || ((items * sp) % threads != 0 && items * sp < 8 * threads)))
@@ -135,23 +138,24 @@ void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_p
   const int64_t group = s.n_head / s.n_head_kv;
   const int64_t T = cfg.kv_tile;
 
-  // Plan: (KV head, query tile) groups, each cut into KV chunks aligned to tiles.
+  // Plan: (KV heads, query tile) groups, each cut into KV chunks aligned to tiles.
   struct Group {
     int64_t first_item = 0, n_items = 0, rows = 0, q_begin = 0;
-    int32_t kv_head = 0;
+    int32_t kv_head = 0, kv_heads = 1;
     float* partial = nullptr;
   };
   std::vector<Group> groups;
   std::vector<detail::AttnItem> items;
   std::vector<int64_t> cost;
   size_t partial_floats = 0;
-  for (int32_t hk = 0; hk < s.n_head_kv; ++hk)
+  for (int32_t hk = 0; hk < s.n_head_kv; hk += cfg.kv_heads_per_item)
     for (int64_t q0 = 0; q0 < n_q; q0 += cfg.q_tile) {
+      const int32_t nh = std::min(cfg.kv_heads_per_item, s.n_head_kv - hk);
       const int64_t nq = std::min<int64_t>(cfg.q_tile, n_q - q0);
       const int64_t kv_len = s.causal ? q_pos0 + q0 + nq : n_kv;
       const int64_t chunk = std::max<int64_t>(T, ceil_div(ceil_div(kv_len, cfg.kv_splits), T) * T);
       const int64_t n_chunks = std::max<int64_t>(1, ceil_div(kv_len, chunk));
-      Group g{static_cast<int64_t>(items.size()), n_chunks, nq * group, q0, hk, nullptr};
+      Group g{static_cast<int64_t>(items.size()), n_chunks, nq * group, q0, hk, nh, nullptr};
       for (int64_t c = 0; c < n_chunks; ++c) {
         detail::AttnItem it;
         it.shape = &s;
@@ -161,6 +165,7 @@ void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_p
         it.k = &k;
         it.v = &v;
         it.kv_head = hk;
+        it.kv_heads = nh;
         it.q_begin = q0;
         it.q_count = nq;
         it.kv_begin = c * chunk;
@@ -170,9 +175,9 @@ void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_p
         it.seed_max = cfg.shared_max > 0;
         if (n_chunks == 1) it.out = out;
         items.push_back(it);
-        cost.push_back(nq * (it.kv_end - it.kv_begin));
+        cost.push_back(nh * nq * (it.kv_end - it.kv_begin));
       }
-      if (n_chunks > 1) partial_floats += static_cast<size_t>(n_chunks * g.rows * (hd + 2));
+      if (n_chunks > 1) partial_floats += static_cast<size_t>(n_chunks * nh * g.rows * (hd + 2));
       groups.push_back(g);
     }
   std::vector<float> partials(partial_floats);
@@ -180,9 +185,9 @@ void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_p
   for (Group& g : groups) {
     if (g.n_items == 1) continue;
     g.partial = partials.data() + off;
-    for (int64_t c = 0; c < g.n_items; ++c)
-      items[g.first_item + c].partial = g.partial + c * g.rows * (hd + 2);
-    off += static_cast<size_t>(g.n_items * g.rows * (hd + 2));
+    const int64_t item_floats = g.kv_heads * g.rows * (hd + 2);
+    for (int64_t c = 0; c < g.n_items; ++c) items[g.first_item + c].partial = g.partial + c * item_floats;
+    off += static_cast<size_t>(g.n_items * item_floats);
   }
 
   // Largest items first, handed out dynamically (causal query tiles have unequal work).
@@ -210,30 +215,32 @@ void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_p
       std::vector<float> wts;
       for (int64_t gi = b; gi < e; ++gi) {
         const Group& g = groups[split_groups[gi]];
-        const int64_t stride = g.rows * (hd + 2);
+        const int64_t stride = g.kv_heads * g.rows * (hd + 2);  // floats per item
         wts.resize(static_cast<size_t>(g.n_items));
-        for (int64_t r = 0; r < g.rows; ++r) {
+        for (int64_t xr = 0; xr < g.kv_heads * g.rows; ++xr) {
+          const float* p0 = g.partial + xr * (hd + 2);
           float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t c = 0; c < g.n_items; ++c) mx = std::max(mx, g.partial[c * stride + r * (hd + 2) + hd]);
+          for (int64_t c = 0; c < g.n_items; ++c) mx = std::max(mx, p0[c * stride + hd]);
           float lsum = 0;
           for (int64_t c = 0; c < g.n_items; ++c) {
-            const float* p = g.partial + c * stride + r * (hd + 2);
+            const float* p = p0 + c * stride;
             wts[c] = p[hd + 1] > 0 ? std::exp(p[hd] - mx) : 0.f;
             lsum += wts[c] * p[hd + 1];
           }
           const float inv = lsum > 0 ? 1.f / lsum : 0.f;
+          const int64_t r = xr % g.rows;
           const int64_t qi = g.q_begin + r / group;
-          const int64_t h = g.kv_head * group + r % group;
+          const int64_t h = (g.kv_head + xr / g.rows) * group + r % group;
           float* o = out + (qi * s.n_head + h) * hd;
-          for (int32_t c = 0; c < hd; ++c) o[c] = 0;
+          for (int32_t x = 0; x < hd; ++x) o[x] = 0;
           for (int64_t c = 0; c < g.n_items; ++c) {
-            const float* p = g.partial + c * stride + r * (hd + 2);
+            const float* p = p0 + c * stride;
             const float wgt = wts[c] * inv;
             for (int32_t x = 0; x < hd; ++x) o[x] += wgt * p[x];
           }
         }
         worker_stats[w].partial_bytes += g.n_items * stride * 4;
-        worker_stats[w].o_bytes += g.rows * hd * 4;
+        worker_stats[w].o_bytes += g.kv_heads * g.rows * hd * 4;
       }
     });
   }

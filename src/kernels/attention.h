@@ -37,12 +37,15 @@ void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_p
 // ---- Tiling, the shared max, and I/O accounting (for tests, benchmarks and `strata bench attn`) ----
 
 // How a call is tiled. Zero fields are resolved from the cache sizes and the shape (resolve_attention_config).
-// A work item is (KV head, query tile, KV split); the query rows of an item are q_tile positions × the
+// A work item is (KV heads, query tile, KV split); the query rows of an item are q_tile positions × the
 // group's query heads, so each K/V tile is dequantized once and used by every query head of the group.
 struct AttentionConfig {
   int32_t kv_tile = 0;    // keys per K/V tile (K and V tiles, dequantized to f32, fit in half the L1)
   int32_t q_tile = 0;     // query positions per item (Q, O and a score tile of its rows fit in half the L2)
-  int32_t kv_splits = 0;  // KV chunks per (KV head, query tile), combined at the end (flash-decoding)
+  int32_t kv_splits = 0;  // KV chunks per (KV heads, query tile), combined at the end (flash-decoding)
+  // KV heads per item, processed tile by tile together so a token-major cache ([pos][head][dim]) is read
+  // as one contiguous stream: all of them when decoding (threads then split the KV length), else 1.
+  int32_t kv_heads_per_item = 0;
   // Shared max (FlashDecoding++): 1 seeds every row's running max with one estimate, the largest of the
   // row's scores against key 0 and its own last key, so all KV splits of a row start from the same value
   // and never wait for each other; 0 starts from -inf; -1 (default) = on when decoding (q_tile*group

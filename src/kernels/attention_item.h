@@ -15,14 +15,14 @@ struct AttnItem {
   int64_t n_kv = 0;
   const KvView* k = nullptr;
   const KvView* v = nullptr;
-  int32_t kv_head = 0;
+  int32_t kv_head = 0, kv_heads = 1;  // KV heads [kv_head, kv_head + kv_heads), interleaved per tile
   int64_t q_begin = 0, q_count = 0;  // query positions (indices into q) of the item
   int64_t kv_begin = 0, kv_end = 0;  // keys of the item (causal clipping is applied inside)
   int32_t kv_tile = 64;
   float max_slack = 30.f;
   bool seed_max = false;
   // Exactly one is set: out = the whole output array (rows are normalized and written in place);
-  // partial = [rows][head_dim + 2]: the unnormalized o row, then its running max m and sum l.
+  // partial = [kv_heads][rows][head_dim + 2]: the unnormalized o row, then its running max m and sum l.
   float* out = nullptr;
   float* partial = nullptr;
 };

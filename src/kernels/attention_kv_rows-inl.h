@@ -126,12 +126,21 @@ HWY_INLINE size_t KvRowBytes(const KvView& kv, int32_t n) {
   }
 }
 
+// Prefetch into L2, not L1: the tile being computed and its scratch already fill most of the L1.
+HWY_INLINE void PrefetchL2(const void* p) {
+#if HWY_ARCH_X86
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
+#else
+  hwy::Prefetch(static_cast<const uint8_t*>(p));
+#endif
+}
+
 // Asks for rows j0 .. j0+rows-1 to be brought into the cache (the tile after the one being computed).
 HWY_INLINE void PrefetchKvTile(const KvView& kv, int32_t head, int64_t j0, int64_t rows, int32_t n) {
   const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride + j0 * kv.pos_stride;
   const size_t rb = KvRowBytes(kv, n);
   for (int64_t j = 0; j < rows; ++j)
-    for (size_t off = 0; off < rb; off += 64) hwy::Prefetch(src + j * kv.pos_stride + off);
+    for (size_t off = 0; off < rb; off += 64) PrefetchL2(src + j * kv.pos_stride + off);
 }
 
 }  // namespace strata::kernels::HWY_NAMESPACE

@@ -1,16 +1,17 @@
 // One attention work item per call, compiled for every x86 instruction set Highway targets and dispatched
 // at run time. Per item (one KV head; R query rows = q positions × the group's query heads):
-//   scores:  St[j][:] += K[j][c] (broadcast) · Qt[c][:]   rows in lanes (Qt = scale·Q transposed once per
-//            item): no horizontal sums, per-row max/sum of the online softmax are lane-wise ops;
-//   PV:      O[r][:]  += P[j][r] (broadcast) · V[j][:]    head dims in lanes, full-width vectors even when
-//            the rows are few (decode: 8 rows), O row-major like the output.
+//   scores:  row pairs in lanes (below): one 64-bit broadcast of K[j][c..c+1] multiplies every row; no
+//            horizontal sums beyond adding each pair; the online softmax is lane-wise;
+//   PV:      O[r][:] += P[j][r] (broadcast) · V[j][:], head dims in lanes, full-width vectors even when the
+//            rows are few (decode: 8 rows), O row-major like the output.
 // K/V tiles are dequantized once per item and tile by one row loader per format (attention_kv_rows-inl.h),
 // the next tile is prefetched, and every K/V tile serves all query heads of the group. Register blocks:
-// KB keys × RV row vectors (scores), RB rows × DVB dim vectors (PV).
+// KB keys × RV row-pair vectors (scores), RB rows × DVB dim vectors (PV).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "kernels/attention_item.h"
 
@@ -31,21 +32,38 @@ HWY_BEFORE_NAMESPACE();
 namespace strata::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+#if HWY_TARGET != HWY_SCALAR  // the vector kernels need at least two lanes; HWY_SCALAR: see below
+
+// ---- Scores in "row pairs" layout. Each 64-bit lane pair holds one query row and two adjacent head dims:
+// Q2[c/2][2r + c%2] = scale·q[r][c]. A key's dims (c, c+1) are adjacent in its row, so one 64-bit broadcast
+// K[j][c..c+1] multiplies every row at once, and a vector holds Lanes/2 rows (8 decode rows fill AVX-512).
+// Adding the two lanes of a pair gives the score; two keys' sums are interleaved into one vector:
+// S2[j/2][2r + j%2] = score(row r, key j). The softmax works lane-wise on S2, PV reads P[j][r] from it.
+
 // Accumulator registers a block may use: 12 of 16 with AVX2/SSE4, 24 of 32 with AVX-512.
 #if HWY_TARGET <= HWY_AVX3 && HWY_ARCH_X86
 constexpr size_t kAccRegs = 24;
-constexpr size_t kMaxRV = 4;
+constexpr size_t kMaxRV = 3;
 #else
 constexpr size_t kAccRegs = 12;
-constexpr size_t kMaxRV = 3;
+constexpr size_t kMaxRV = 2;
 #endif
-// Keys (scores) or dims (PV) per block for RV row vectors: enough independent FMAs to hide latency.
-constexpr size_t BlockWidth(size_t rv) { return kAccRegs / rv > 8 ? 8 : kAccRegs / rv; }
+// Keys per block for RV row vectors: an even number, enough independent FMAs to hide their latency.
+constexpr size_t KeysPerBlock(size_t rv) { return kAccRegs / rv >= 8 ? 8 : (kAccRegs / rv) & ~size_t{1}; }
 
-// St[j][rv block] = sum_c K[j][c] · Qt[c][rv block] for KB keys from kt (row stride ldk).
+template <class D>
+HWY_INLINE hn::Vec<D> BroadcastPair(D d, const float* p) {
+  const hn::Repartition<double, D> dd;
+  double x;
+  std::memcpy(&x, p, sizeof(x));
+  return hn::BitCast(d, hn::Set(dd, x));
+}
+
+// S2 rows for KB keys (KB even, or 1 for the last key of an odd tile: its partner lane gets -inf) and RV
+// row vectors: q2 at the block's first row vector (stride rp2 per dim pair), kt at the first key.
 template <size_t KB, size_t RV, class D>
-HWY_INLINE void ScoreBlock(D d, const float* HWY_RESTRICT qt, size_t rp, const float* HWY_RESTRICT kt,
-                           int64_t ldk, int32_t hd, float* HWY_RESTRICT st) {
+HWY_NOINLINE void ScoreBlock(D d, const float* HWY_RESTRICT q2, size_t rp2, const float* HWY_RESTRICT kt,
+                             int64_t ldk, int32_t hd, float* HWY_RESTRICT s2) {
   using V = hn::Vec<D>;
   const size_t N = hn::Lanes(d);
   V acc[KB][RV];
@@ -53,40 +71,67 @@ HWY_INLINE void ScoreBlock(D d, const float* HWY_RESTRICT qt, size_t rp, const f
     for (size_t r = 0; r < RV; ++r) acc[k][r] = hn::Zero(d);
   const float* kp[KB];
   for (size_t k = 0; k < KB; ++k) kp[k] = kt + k * ldk;
-  for (int32_t c = 0; c < hd; ++c) {
-    V qv[RV];
-    for (size_t r = 0; r < RV; ++r) qv[r] = hn::Load(d, qt + c * rp + r * N);
+  const int32_t n_pairs = hd / 2;
+  int32_t cp = 0;
+  for (; cp + 2 <= n_pairs; cp += 2) {  // two dim pairs per iteration: fewer pointer updates
+    V qa[RV], qb[RV];
+    for (size_t r = 0; r < RV; ++r) {
+      qa[r] = hn::Load(d, q2 + cp * rp2 + r * N);
+      qb[r] = hn::Load(d, q2 + (cp + 1) * rp2 + r * N);
+    }
     for (size_t k = 0; k < KB; ++k) {
-      const V kb = hn::Set(d, kp[k][c]);
-      for (size_t r = 0; r < RV; ++r) acc[k][r] = hn::MulAdd(kb, qv[r], acc[k][r]);
+      const V ka = BroadcastPair(d, kp[k] + 2 * cp);
+      const V kb = BroadcastPair(d, kp[k] + 2 * cp + 2);
+      for (size_t r = 0; r < RV; ++r) acc[k][r] = hn::MulAdd(kb, qb[r], hn::MulAdd(ka, qa[r], acc[k][r]));
     }
   }
-  for (size_t k = 0; k < KB; ++k)
-    for (size_t r = 0; r < RV; ++r) hn::Store(acc[k][r], d, st + k * rp + r * N);
+  for (; cp < n_pairs; ++cp) {
+    V qa[RV];
+    for (size_t r = 0; r < RV; ++r) qa[r] = hn::Load(d, q2 + cp * rp2 + r * N);
+    for (size_t k = 0; k < KB; ++k) {
+      const V ka = BroadcastPair(d, kp[k] + 2 * cp);
+      for (size_t r = 0; r < RV; ++r) acc[k][r] = hn::MulAdd(ka, qa[r], acc[k][r]);
+    }
+  }
+  // Pair sums; keys 2i and 2i+1 interleaved into one vector.
+  for (size_t r = 0; r < RV; ++r) {
+    if constexpr (KB == 1) {
+      const V e = hn::Add(acc[0][r], hn::Shuffle2301(acc[0][r]));
+      const V neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
+      hn::Store(hn::OddEven(neg_inf, e), d, s2 + r * N);
+    } else {
+      for (size_t k = 0; k + 1 < KB; k += 2) {
+        const V e = hn::Add(acc[k][r], hn::Shuffle2301(acc[k][r]));
+        const V o = hn::Add(acc[k + 1][r], hn::Shuffle2301(acc[k + 1][r]));
+        hn::Store(hn::OddEven(o, e), d, s2 + (k / 2) * rp2 + r * N);
+      }
+    }
+  }
 }
 
 template <size_t RV, class D>
-HWY_INLINE void ScoreRows(D d, const float* qt, size_t rp, const float* kt, int64_t ldk, int32_t hd, int64_t jt,
-                          float* st) {
-  constexpr size_t KB = BlockWidth(RV);
+HWY_INLINE void ScoreRows(D d, const float* q2, size_t rp2, const float* kt, int64_t ldk, int32_t hd, int64_t jt,
+                          float* s2) {
+  constexpr size_t KB = KeysPerBlock(RV);
   int64_t j = 0;
-  for (; j + static_cast<int64_t>(KB) <= jt; j += KB) ScoreBlock<KB, RV>(d, qt, rp, kt + j * ldk, ldk, hd, st + j * rp);
-  for (; j < jt; ++j) ScoreBlock<1, RV>(d, qt, rp, kt + j * ldk, ldk, hd, st + j * rp);
+  for (; j + static_cast<int64_t>(KB) <= jt; j += KB)
+    ScoreBlock<KB, RV>(d, q2, rp2, kt + j * ldk, ldk, hd, s2 + (j / 2) * rp2);
+  for (; j + 2 <= jt; j += 2) ScoreBlock<2, RV>(d, q2, rp2, kt + j * ldk, ldk, hd, s2 + (j / 2) * rp2);
+  if (j < jt) ScoreBlock<1, RV>(d, q2, rp2, kt + j * ldk, ldk, hd, s2 + (j / 2) * rp2);
 }
 
-// Scores of all row vectors against jt keys.
+// Scores of all nrv row vectors against jt keys.
 template <class D>
-HWY_INLINE void Scores(D d, const float* qt, size_t rp, size_t nrv, const float* kt, int64_t ldk, int32_t hd,
-                       int64_t jt, float* st) {
+HWY_INLINE void Scores(D d, const float* q2, size_t rp2, size_t nrv, const float* kt, int64_t ldk, int32_t hd,
+                       int64_t jt, float* s2) {
   const size_t N = hn::Lanes(d);
   size_t rv = 0;
-  for (; rv + kMaxRV <= nrv; rv += kMaxRV) ScoreRows<kMaxRV>(d, qt + rv * N, rp, kt, ldk, hd, jt, st + rv * N);
+  for (; rv + kMaxRV <= nrv; rv += kMaxRV) ScoreRows<kMaxRV>(d, q2 + rv * N, rp2, kt, ldk, hd, jt, s2 + rv * N);
   switch (nrv - rv) {
     case 0: break;
-    case 1: ScoreRows<1>(d, qt + rv * N, rp, kt, ldk, hd, jt, st + rv * N); break;
-    case 2: ScoreRows<2>(d, qt + rv * N, rp, kt, ldk, hd, jt, st + rv * N); break;
+    case 1: ScoreRows<1>(d, q2 + rv * N, rp2, kt, ldk, hd, jt, s2 + rv * N); break;
     default:
-      if constexpr (kMaxRV > 3) ScoreRows<3>(d, qt + rv * N, rp, kt, ldk, hd, jt, st + rv * N);
+      if constexpr (kMaxRV > 2) ScoreRows<2>(d, q2 + rv * N, rp2, kt, ldk, hd, jt, s2 + rv * N);
       break;
   }
 }
@@ -99,25 +144,38 @@ constexpr size_t kPvRows = 2;
 #endif
 constexpr size_t kPvVecs = 4;
 
-// O[r block][c block] = alpha[r]·O + sum_j P[j][r] · V[j][c block] (o, alpha, pt at the block's first row,
-// o and vt at its first dim).
+// O[r block][c block] = alpha[r]·O + sum_j P[j][r] · V[j][c block]. o at the block's first row and dim;
+// a2 and p2 (pair layout: P[j][r] = p2[(j/2)·rp2 + 2r + j%2]) at its first row; vt at its first dim.
 template <size_t RB, size_t DVB, class D>
-HWY_INLINE void PvBlock(D d, float* HWY_RESTRICT o, size_t ldo, const float* HWY_RESTRICT alpha, bool rescale,
-                        const float* HWY_RESTRICT pt, size_t rp, const float* HWY_RESTRICT vt, int64_t ldv,
-                        int64_t jt) {
+HWY_NOINLINE void PvBlock(D d, float* HWY_RESTRICT o, size_t ldo, const float* HWY_RESTRICT a2, bool rescale,
+                          const float* HWY_RESTRICT p2, size_t rp2, const float* HWY_RESTRICT vt, int64_t ldv,
+                          int64_t jt) {
   using V = hn::Vec<D>;
   const size_t N = hn::Lanes(d);
   V acc[RB][DVB];
   for (size_t r = 0; r < RB; ++r) {
-    const V a = hn::Set(d, rescale ? alpha[r] : 1.f);
+    const V a = hn::Set(d, rescale ? a2[2 * r] : 1.f);
     for (size_t b = 0; b < DVB; ++b) acc[r][b] = hn::Mul(hn::Load(d, o + r * ldo + b * N), a);
   }
-  for (int64_t j = 0; j < jt; ++j) {
-    V vv[DVB];
-    for (size_t b = 0; b < DVB; ++b) vv[b] = hn::LoadU(d, vt + j * ldv + b * N);
+  int64_t j = 0;
+  for (; j + 2 <= jt; j += 2) {
+    const float* pp = p2 + (j / 2) * rp2;
+    V va[DVB], vb[DVB];
+    for (size_t b = 0; b < DVB; ++b) {
+      va[b] = hn::LoadU(d, vt + j * ldv + b * N);
+      vb[b] = hn::LoadU(d, vt + (j + 1) * ldv + b * N);
+    }
     for (size_t r = 0; r < RB; ++r) {
-      const V pb = hn::Set(d, pt[j * rp + r]);
-      for (size_t b = 0; b < DVB; ++b) acc[r][b] = hn::MulAdd(pb, vv[b], acc[r][b]);
+      const V pa = hn::Set(d, pp[2 * r]);
+      const V pb = hn::Set(d, pp[2 * r + 1]);
+      for (size_t b = 0; b < DVB; ++b) acc[r][b] = hn::MulAdd(pb, vb[b], hn::MulAdd(pa, va[b], acc[r][b]));
+    }
+  }
+  if (j < jt) {
+    const float* pp = p2 + (j / 2) * rp2;
+    for (size_t b = 0; b < DVB; ++b) {
+      const V va = hn::LoadU(d, vt + j * ldv + b * N);
+      for (size_t r = 0; r < RB; ++r) acc[r][b] = hn::MulAdd(hn::Set(d, pp[2 * r]), va, acc[r][b]);
     }
   }
   for (size_t r = 0; r < RB; ++r)
@@ -125,86 +183,92 @@ HWY_INLINE void PvBlock(D d, float* HWY_RESTRICT o, size_t ldo, const float* HWY
 }
 
 template <size_t RB, class D>
-HWY_INLINE void PvRows(D d, float* o, size_t ldo, const float* alpha, bool rescale, const float* pt, size_t rp,
+HWY_INLINE void PvRows(D d, float* o, size_t ldo, const float* a2, bool rescale, const float* p2, size_t rp2,
                        const float* vt, int64_t ldv, int32_t hd, int64_t jt) {
   const int32_t N = static_cast<int32_t>(hn::Lanes(d));
   int32_t c = 0;
   for (; c + static_cast<int32_t>(kPvVecs) * N <= hd; c += kPvVecs * N)
-    PvBlock<RB, kPvVecs>(d, o + c, ldo, alpha, rescale, pt, rp, vt + c, ldv, jt);
-  for (; c < hd; c += N) PvBlock<RB, 1>(d, o + c, ldo, alpha, rescale, pt, rp, vt + c, ldv, jt);
+    PvBlock<RB, kPvVecs>(d, o + c, ldo, a2, rescale, p2, rp2, vt + c, ldv, jt);
+  for (; c < hd; c += N) PvBlock<RB, 1>(d, o + c, ldo, a2, rescale, p2, rp2, vt + c, ldv, jt);
 }
 
 // All R rows; head_dim is a multiple of the lanes of d.
 template <class D>
-HWY_INLINE void Pv(D d, float* o, size_t ldo, int64_t rows, const float* alpha, bool rescale, const float* pt,
-                   size_t rp, const float* vt, int64_t ldv, int32_t hd, int64_t jt) {
+HWY_INLINE void Pv(D d, float* o, size_t ldo, int64_t rows, const float* a2, bool rescale, const float* p2,
+                   size_t rp2, const float* vt, int64_t ldv, int32_t hd, int64_t jt) {
   int64_t r = 0;
   for (; r + static_cast<int64_t>(kPvRows) <= rows; r += kPvRows)
-    PvRows<kPvRows>(d, o + r * ldo, ldo, alpha + r, rescale, pt + r, rp, vt, ldv, hd, jt);
-  for (; r < rows; ++r) PvRows<1>(d, o + r * ldo, ldo, alpha + r, rescale, pt + r, rp, vt, ldv, hd, jt);
+    PvRows<kPvRows>(d, o + r * ldo, ldo, a2 + 2 * r, rescale, p2 + 2 * r, rp2, vt, ldv, hd, jt);
+  for (; r < rows; ++r) PvRows<1>(d, o + r * ldo, ldo, a2 + 2 * r, rescale, p2 + 2 * r, rp2, vt, ldv, hd, jt);
 }
 
 // Causal mask of a tile that crosses the diagonal: key j0+j is hidden from rows whose last key is lower.
+// lim2 holds each row's last key in both lanes of its pair.
 template <class D>
-HWY_INLINE void MaskTile(D d, float* st, size_t rp, size_t nrv, int64_t j0, int64_t jt, const float* lim) {
+HWY_INLINE void MaskTile(D d, float* s2, size_t rp2, size_t nrv, int64_t j0, int64_t jt, const float* lim2) {
+  using V = hn::Vec<D>;
   const size_t N = hn::Lanes(d);
-  const auto neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
-  for (int64_t j = 0; j < jt; ++j) {
-    const auto jf = hn::Set(d, static_cast<float>(j0 + j));
+  const V neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
+  const V odd = hn::OddEven(hn::Set(d, 1.f), hn::Zero(d));  // 0, 1, 0, 1, ...
+  for (int64_t jp = 0; jp < (jt + 1) / 2; ++jp) {
+    const V jv = hn::Add(hn::Set(d, static_cast<float>(j0 + 2 * jp)), odd);
     for (size_t rv = 0; rv < nrv; ++rv) {
-      float* p = st + j * rp + rv * N;
-      hn::Store(hn::IfThenElse(hn::Gt(jf, hn::Load(d, lim + rv * N)), neg_inf, hn::Load(d, p)), d, p);
+      float* p = s2 + jp * rp2 + rv * N;
+      hn::Store(hn::IfThenElse(hn::Gt(jv, hn::Load(d, lim2 + rv * N)), neg_inf, hn::Load(d, p)), d, p);
     }
   }
 }
 
-// Online softmax step over a tile of scores (turned into probabilities in place). A row's running max m
-// is raised only when the tile's max exceeds it by more than `slack`; alpha = exp(m_old - m_new) then
-// rescales that row's l here and its O in Pv. Returns whether any row was raised; counts raises of a
-// finite (seeded or earlier) max in `rescales`.
+// Online softmax step over a tile of scores (turned into probabilities in place). A row's running max m2
+// (both lanes of its pair) is raised only when the tile's max exceeds it by more than `slack`; then
+// alpha2 = exp(m_old - m_new) rescales that row's sums l2 here and its O in Pv. l2 keeps one partial sum
+// per lane (even and odd keys); the pair is added at the end. Returns whether any row was raised; counts
+// raises of a finite (seeded or earlier) max in `rescales`.
 template <class D>
-HWY_INLINE bool SoftmaxTile(D d, float* st, size_t rp, size_t nrv, int64_t jt, float* m, float* l, float* alpha,
-                            float slack, int64_t& rescales) {
+HWY_INLINE bool SoftmaxTile(D d, float* s2, size_t rp2, size_t nrv, int64_t jt, float* m2, float* l2,
+                            float* alpha2, float slack, int64_t& rescales) {
   using V = hn::Vec<D>;
   const size_t N = hn::Lanes(d);
   const V neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
   const V vslack = hn::Set(d, slack);
   const V one = hn::Set(d, 1.f);
+  const int64_t np = (jt + 1) / 2;
   bool any = false;
   for (size_t rv = 0; rv < nrv; ++rv) {
-    float* col = st + rv * N;
+    float* col = s2 + rv * N;
     V mt = neg_inf;
-    for (int64_t j = 0; j < jt; ++j) mt = hn::Max(mt, hn::Load(d, col + j * rp));
-    const V m_old = hn::Load(d, m + rv * N);
+    for (int64_t jp = 0; jp < np; ++jp) mt = hn::Max(mt, hn::Load(d, col + jp * rp2));
+    mt = hn::Max(mt, hn::Shuffle2301(mt));
+    const V m_old = hn::Load(d, m2 + rv * N);
     const auto raise = hn::Gt(mt, hn::Add(m_old, vslack));
     V m_new = m_old;
     V a = one;
     if (!hn::AllFalse(d, raise)) {
       any = true;
-      rescales += static_cast<int64_t>(hn::CountTrue(d, hn::And(raise, hn::Gt(m_old, neg_inf))));
+      rescales += static_cast<int64_t>(hn::CountTrue(d, hn::And(raise, hn::Gt(m_old, neg_inf)))) / 2;
       m_new = hn::IfThenElse(raise, mt, m_old);
       a = hn::IfThenElse(raise, hn::Exp(d, hn::Sub(m_old, m_new)), one);
-      hn::Store(m_new, d, m + rv * N);
+      hn::Store(m_new, d, m2 + rv * N);
     }
-    hn::Store(a, d, alpha + rv * N);
+    hn::Store(a, d, alpha2 + rv * N);
     // Rows with every key masked so far keep m = -inf: subtract 0 instead (their p are all 0).
     const V m_sub = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
     V sum0 = hn::Zero(d), sum1 = hn::Zero(d);
-    int64_t j = 0;
-    for (; j + 2 <= jt; j += 2) {
-      const V p0 = hn::Exp(d, hn::Sub(hn::Load(d, col + j * rp), m_sub));
-      const V p1 = hn::Exp(d, hn::Sub(hn::Load(d, col + (j + 1) * rp), m_sub));
-      hn::Store(p0, d, col + j * rp);
-      hn::Store(p1, d, col + (j + 1) * rp);
+    int64_t jp = 0;
+    for (; jp + 2 <= np; jp += 2) {
+      const V p0 = hn::Exp(d, hn::Sub(hn::Load(d, col + jp * rp2), m_sub));
+      const V p1 = hn::Exp(d, hn::Sub(hn::Load(d, col + (jp + 1) * rp2), m_sub));
+      hn::Store(p0, d, col + jp * rp2);
+      hn::Store(p1, d, col + (jp + 1) * rp2);
       sum0 = hn::Add(sum0, p0);
       sum1 = hn::Add(sum1, p1);
     }
-    for (; j < jt; ++j) {
-      const V p = hn::Exp(d, hn::Sub(hn::Load(d, col + j * rp), m_sub));
-      hn::Store(p, d, col + j * rp);
+    for (; jp < np; ++jp) {
+      const V p = hn::Exp(d, hn::Sub(hn::Load(d, col + jp * rp2), m_sub));
+      hn::Store(p, d, col + jp * rp2);
       sum0 = hn::Add(sum0, p);
     }
-    hn::Store(hn::MulAdd(hn::Load(d, l + rv * N), a, hn::Add(sum0, sum1)), d, l + rv * N);
+    hn::Store(hn::MulAdd(hn::Load(d, l2 + rv * N), a, hn::Add(sum0, sum1)), d, l2 + rv * N);
   }
   return any;
 }
@@ -222,7 +286,9 @@ struct Scratch {
   }
 };
 
-// dq: rows in lanes (scores, softmax); dv: head dims in lanes (PV; head_dim is a multiple of its lanes).
+// dq: row pairs in lanes (scores, softmax); dv: head dims in lanes (PV; head_dim is a multiple of its lanes).
+// The item's KV heads are interleaved per tile: with a token-major cache ([pos][head][dim]) a tile of all
+// heads is one contiguous range of memory.
 template <class DQ, class DV>
 void RunItemT(DQ dq, DV dv, const detail::AttnItem& it, AttentionIoStats& st) {
   const hn::ScalableTag<float> dl;  // row loaders: full width
@@ -230,59 +296,69 @@ void RunItemT(DQ dq, DV dv, const detail::AttnItem& it, AttentionIoStats& st) {
   const size_t N = hn::Lanes(dq);
   const int32_t hd = s.head_dim;
   const int32_t group = s.n_head / s.n_head_kv;
+  const int32_t nh = it.kv_heads;
   const int64_t R = it.q_count * group;
-  const size_t nrv = (static_cast<size_t>(R) + N - 1) / N;
-  const size_t rp = nrv * N;
+  const size_t nrv = (2 * static_cast<size_t>(R) + N - 1) / N;  // row-pair vectors
+  const size_t rp2 = nrv * N;                                    // floats per dim pair / key pair
   const size_t ldo = static_cast<size_t>(hd);
   const int64_t T = it.kv_tile;
   const int64_t ldb = (hd + 15) & ~int64_t{15};
 
-  // Scratch, each part 64-byte aligned: Qt [hd][rp], St [T][rp], m l alpha lim [rp], K and V tiles
-  // [T][ldb], O [R][ldo].
+  // Scratch, each part 64-byte aligned. Per head: Q2 [hd/2][rp2], m2 l2 [rp2], O [R][ldo]. Shared: S2
+  // [T/2][rp2], alpha2 lim2 [rp2], K and V tiles [T][ldb].
   static thread_local Scratch scratch;
   auto up = [](size_t n) { return (n + 15) & ~size_t{15}; };
-  const size_t sizes[] = {up(hd * rp), up(T * rp), up(rp), up(rp), up(rp), up(rp), up(T * ldb), up(T * ldb),
-                          up(R * ldo)};
+  const size_t q2_size = up(hd / 2 * rp2), o_size = up(R * ldo), v_size = up(rp2);
+  const size_t sizes[] = {nh * q2_size, nh * v_size, nh * v_size, nh * o_size, up((T + 1) / 2 * rp2),
+                          v_size, v_size, up(T * ldb), up(T * ldb)};
   size_t need = 0;
   for (size_t x : sizes) need += x;
   float* parts[9];
   parts[0] = scratch.get(need);
   for (int i = 1; i < 9; ++i) parts[i] = parts[i - 1] + sizes[i - 1];
-  float *qt = parts[0], *stile = parts[1], *m = parts[2], *l = parts[3], *alpha = parts[4], *lim = parts[5],
-        *kbuf = parts[6], *vbuf = parts[7], *o = parts[8];
+  float *q2_all = parts[0], *m2_all = parts[1], *l2_all = parts[2], *o_all = parts[3], *s2 = parts[4],
+        *alpha2 = parts[5], *lim2 = parts[6], *kbuf = parts[7], *vbuf = parts[8];
 
   constexpr float kInf = std::numeric_limits<float>::infinity();
-  // Qt, row limits; padded rows have q = 0 and no limit.
-  std::fill(qt, qt + hd * rp, 0.f);
+  // Q2 and row limits; padded rows have q = 0 and no limit.
+  std::fill(q2_all, q2_all + nh * q2_size, 0.f);
+  std::fill(lim2, lim2 + rp2, kInf);
   for (int64_t r = 0; r < R; ++r) {
     const int64_t qi = it.q_begin + r / group;
-    const int32_t h = it.kv_head * group + static_cast<int32_t>(r % group);
-    const float* qr = it.q + (qi * s.n_head + h) * hd;
-    for (int32_t c = 0; c < hd; ++c) qt[c * rp + r] = qr[c] * s.scale;
-    lim[r] = s.causal ? static_cast<float>(it.q_pos0 + qi) : kInf;
+    lim2[2 * r] = lim2[2 * r + 1] = s.causal ? static_cast<float>(it.q_pos0 + qi) : kInf;
+    for (int32_t x = 0; x < nh; ++x) {
+      const int32_t h = (it.kv_head + x) * group + static_cast<int32_t>(r % group);
+      const float* qr = it.q + (qi * s.n_head + h) * hd;
+      float* q2 = q2_all + x * q2_size;
+      for (int32_t c = 0; c < hd; ++c) q2[(c / 2) * rp2 + 2 * r + (c & 1)] = qr[c] * s.scale;
+    }
   }
-  for (size_t r = R; r < rp; ++r) lim[r] = kInf;
-  st.q_bytes += R * hd * 4;
-  std::fill(o, o + R * ldo, 0.f);
-  std::fill(l, l + rp, 0.f);
-  std::fill(m, m + rp, -kInf);
+  st.q_bytes += nh * R * hd * 4;
+  std::fill(o_all, o_all + nh * o_size, 0.f);
+  std::fill(l2_all, l2_all + nh * v_size, 0.f);
+  std::fill(m2_all, m2_all + nh * v_size, -kInf);
 
   // Shared max estimate: each row's scores against key 0 and against its own last key (real scores, so
   // never above the true max: nothing that matters underflows).
   if (it.seed_max && it.n_kv > 0) {
-    int64_t ld;
-    const float* k0 = LoadKvTile(dl, *it.k, it.kv_head, 0, 1, hd, kbuf, ld, st.k_bytes);
-    for (int64_t qi = it.q_begin; qi < it.q_begin + it.q_count; ++qi) {
-      const int64_t last = s.causal ? it.q_pos0 + qi : it.n_kv - 1;
-      const float* kl = LoadKvTile(dl, *it.k, it.kv_head, last, 1, hd, vbuf, ld, st.k_bytes);
-      for (int32_t g = 0; g < group; ++g) {
-        const int64_t r = (qi - it.q_begin) * group + g;
-        float s0 = 0, s1 = 0;
-        for (int32_t c = 0; c < hd; ++c) {
-          s0 += qt[c * rp + r] * k0[c];
-          s1 += qt[c * rp + r] * kl[c];
+    for (int32_t x = 0; x < nh; ++x) {
+      int64_t ld;
+      const float* q2 = q2_all + x * q2_size;
+      float* m2 = m2_all + x * v_size;
+      const float* k0 = LoadKvTile(dl, *it.k, it.kv_head + x, 0, 1, hd, kbuf, ld, st.k_bytes);
+      for (int64_t qi = it.q_begin; qi < it.q_begin + it.q_count; ++qi) {
+        const int64_t last = s.causal ? it.q_pos0 + qi : it.n_kv - 1;
+        const float* kl = LoadKvTile(dl, *it.k, it.kv_head + x, last, 1, hd, vbuf, ld, st.k_bytes);
+        for (int32_t g = 0; g < group; ++g) {
+          const int64_t r = (qi - it.q_begin) * group + g;
+          float s0 = 0, s1 = 0;
+          for (int32_t c = 0; c < hd; ++c) {
+            const float qc = q2[(c / 2) * rp2 + 2 * r + (c & 1)];
+            s0 += qc * k0[c];
+            s1 += qc * kl[c];
+          }
+          m2[2 * r] = m2[2 * r + 1] = std::max(s0, s1);
         }
-        m[r] = std::max(s0, s1);
       }
     }
   }
@@ -294,37 +370,45 @@ void RunItemT(DQ dq, DV dv, const detail::AttnItem& it, AttentionIoStats& st) {
     const int64_t jt = std::min(T, j_end - j0);
     if (j0 + jt < j_end) {  // the next tile streams in while this one is computed
       const int64_t jn = std::min(T, j_end - j0 - jt);
-      PrefetchKvTile(*it.k, it.kv_head, j0 + jt, jn, hd);
-      PrefetchKvTile(*it.v, it.kv_head, j0 + jt, jn, hd);
+      for (int32_t x = 0; x < nh; ++x) {
+        PrefetchKvTile(*it.k, it.kv_head + x, j0 + jt, jn, hd);
+        PrefetchKvTile(*it.v, it.kv_head + x, j0 + jt, jn, hd);
+      }
     }
-    int64_t ldk, ldv;
-    const float* kt = LoadKvTile(dl, *it.k, it.kv_head, j0, jt, hd, kbuf, ldk, st.k_bytes);
-    Scores(dq, qt, rp, nrv, kt, ldk, hd, jt, stile);
-    if (j0 + jt - 1 > min_lim) MaskTile(dq, stile, rp, nrv, j0, jt, lim);
-    const bool rescale = SoftmaxTile(dq, stile, rp, nrv, jt, m, l, alpha, it.max_slack, st.rescales);
-    const float* vt = LoadKvTile(dl, *it.v, it.kv_head, j0, jt, hd, vbuf, ldv, st.v_bytes);
-    Pv(dv, o, ldo, R, alpha, rescale, stile, rp, vt, ldv, hd, jt);
-    ++st.kv_tiles;
+    for (int32_t x = 0; x < nh; ++x) {
+      int64_t ldk, ldv;
+      const float* kt = LoadKvTile(dl, *it.k, it.kv_head + x, j0, jt, hd, kbuf, ldk, st.k_bytes);
+      Scores(dq, q2_all + x * q2_size, rp2, nrv, kt, ldk, hd, jt, s2);
+      if (j0 + jt - 1 > min_lim) MaskTile(dq, s2, rp2, nrv, j0, jt, lim2);
+      const bool rescale = SoftmaxTile(dq, s2, rp2, nrv, jt, m2_all + x * v_size, l2_all + x * v_size, alpha2,
+                                       it.max_slack, st.rescales);
+      const float* vt = LoadKvTile(dl, *it.v, it.kv_head + x, j0, jt, hd, vbuf, ldv, st.v_bytes);
+      Pv(dv, o_all + x * o_size, ldo, R, alpha2, rescale, s2, rp2, vt, ldv, hd, jt);
+      ++st.kv_tiles;
+    }
   }
 
-  if (it.out) {
+  for (int32_t x = 0; x < nh; ++x) {
+    const float* o = o_all + x * o_size;
+    const float* m2 = m2_all + x * v_size;
+    const float* l2 = l2_all + x * v_size;
     for (int64_t r = 0; r < R; ++r) {
-      const int64_t qi = it.q_begin + r / group;
-      const int32_t h = it.kv_head * group + static_cast<int32_t>(r % group);
-      float* dst = it.out + (qi * s.n_head + h) * hd;
-      const float inv = l[r] > 0 ? 1.f / l[r] : 0.f;
-      for (int32_t c = 0; c < hd; ++c) dst[c] = o[r * ldo + c] * inv;
+      const float l = l2[2 * r] + l2[2 * r + 1];
+      if (it.out) {
+        const int64_t qi = it.q_begin + r / group;
+        const int32_t h = (it.kv_head + x) * group + static_cast<int32_t>(r % group);
+        float* dst = it.out + (qi * s.n_head + h) * hd;
+        const float inv = l > 0 ? 1.f / l : 0.f;
+        for (int32_t c = 0; c < hd; ++c) dst[c] = o[r * ldo + c] * inv;
+      } else {
+        float* p = it.partial + (x * R + r) * (hd + 2);
+        std::memcpy(p, o + r * ldo, hd * sizeof(float));
+        p[hd] = m2[2 * r];
+        p[hd + 1] = l;
+      }
     }
-    st.o_bytes += R * hd * 4;
-  } else {
-    for (int64_t r = 0; r < R; ++r) {
-      float* p = it.partial + r * (hd + 2);
-      std::memcpy(p, o + r * ldo, hd * sizeof(float));
-      p[hd] = m[r];
-      p[hd + 1] = l[r];
-    }
-    st.partial_bytes += R * (hd + 2) * 4;
   }
+  (it.out ? st.o_bytes : st.partial_bytes) += nh * R * (hd + (it.out ? 0 : 2)) * 4;
   ++st.items;
 }
 
@@ -335,18 +419,74 @@ void RunItemQ(DQ dq, const detail::AttnItem& it, AttentionIoStats& st) {
   RunItemT(dq, hn::CappedTag<float, 1>(), it, st);
 }
 
-// Rows in lanes: use vectors no wider than the item's rows (decode has one row per query head).
+// Row pairs in lanes: use vectors no wider than the item's rows need (decode: one row per query head).
 void RunItem(const detail::AttnItem& it, AttentionIoStats& st) {
   const hn::ScalableTag<float> d;
-  const int64_t rows = it.q_count * (it.shape->n_head / it.shape->n_head_kv);
+  const int64_t lanes = 2 * it.q_count * (it.shape->n_head / it.shape->n_head_kv);
   if constexpr (hn::MaxLanes(d) > 8) {
-    if (rows <= 8 && hn::Lanes(d) > 8) return RunItemQ(hn::CappedTag<float, 8>(), it, st);
+    if (lanes <= 8 && hn::Lanes(d) > 8) return RunItemQ(hn::CappedTag<float, 8>(), it, st);
   }
   if constexpr (hn::MaxLanes(d) > 4) {
-    if (rows <= 4 && hn::Lanes(d) > 4) return RunItemQ(hn::CappedTag<float, 4>(), it, st);
+    if (lanes <= 4 && hn::Lanes(d) > 4) return RunItemQ(hn::CappedTag<float, 4>(), it, st);
   }
   RunItemQ(d, it, st);
 }
+
+#else  // HWY_TARGET == HWY_SCALAR: one row at a time, online softmax over the item's keys (same results).
+
+void RunItem(const detail::AttnItem& it, AttentionIoStats& st) {
+  const hn::ScalableTag<float> d;
+  const AttentionShape& s = *it.shape;
+  const int32_t hd = s.head_dim;
+  const int32_t group = s.n_head / s.n_head_kv;
+  std::vector<float> kr(hd), vr(hd), acc(hd);
+  const int64_t R = it.q_count * group;
+  for (int64_t xr = 0; xr < it.kv_heads * R; ++xr) {
+    const int32_t hk = it.kv_head + static_cast<int32_t>(xr / R);
+    const int64_t r = xr % R;
+    const int64_t qi = it.q_begin + r / group;
+    const int32_t h = hk * group + static_cast<int32_t>(r % group);
+    const float* q = it.q + (qi * s.n_head + h) * hd;
+    const int64_t end = s.causal ? std::min(it.kv_end, it.q_pos0 + qi + 1) : it.kv_end;
+    float m = -std::numeric_limits<float>::infinity(), l = 0;
+    std::fill(acc.begin(), acc.end(), 0.f);
+    for (int64_t j = it.kv_begin; j < end; ++j) {
+      int64_t ld;
+      LoadKvTile(d, *it.k, hk, j, 1, hd, kr.data(), ld, st.k_bytes);
+      LoadKvTile(d, *it.v, hk, j, 1, hd, vr.data(), ld, st.v_bytes);
+      const float* kp = it.k->type == DType::F32 ? static_cast<const float*>(nullptr) : kr.data();
+      const float* vp = it.v->type == DType::F32 ? static_cast<const float*>(nullptr) : vr.data();
+      if (!kp) kp = reinterpret_cast<const float*>(static_cast<const uint8_t*>(it.k->data) + hk * it.k->head_stride + j * it.k->pos_stride);
+      if (!vp) vp = reinterpret_cast<const float*>(static_cast<const uint8_t*>(it.v->data) + hk * it.v->head_stride + j * it.v->pos_stride);
+      float sc = 0;
+      for (int32_t c = 0; c < hd; ++c) sc += q[c] * s.scale * kp[c];
+      if (sc > m) {
+        const float a = std::exp(m - sc);
+        l *= a;
+        for (float& x : acc) x *= a;
+        m = sc;
+      }
+      const float p = std::exp(sc - m);
+      l += p;
+      for (int32_t c = 0; c < hd; ++c) acc[c] += p * vp[c];
+    }
+    st.kv_tiles += end > it.kv_begin ? 1 : 0;
+    if (it.out) {
+      float* dst = it.out + (qi * s.n_head + h) * hd;
+      for (int32_t c = 0; c < hd; ++c) dst[c] = l > 0 ? acc[c] / l : 0.f;
+    } else {
+      float* p = it.partial + xr * (hd + 2);
+      std::copy(acc.begin(), acc.end(), p);
+      p[hd] = m;
+      p[hd + 1] = l;
+    }
+  }
+  st.q_bytes += it.kv_heads * R * hd * 4;
+  (it.out ? st.o_bytes : st.partial_bytes) += it.kv_heads * R * (hd + (it.out ? 0 : 2)) * 4;
+  ++st.items;
+}
+
+#endif  // HWY_TARGET != HWY_SCALAR
 
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 

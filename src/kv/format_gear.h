@@ -1,9 +1,10 @@
 // GEAR (Kang et al., "GEAR: An Efficient KV Cache Compression Recipe"): a chunk of `chunk` tokens × head_dim
 // values of one KV head is stored as
 //   X ≈ deq(Q) + A·B + S
-//   Q: a `bits`-bit asymmetric base quantization (fp16 scale and min per group). The group axis is chosen
-//      per chunk by lower error: per channel (a channel over the chunk's tokens: what outlier channels in K
-//      need) or per token (groups of up to 64 channels of one token: what V usually prefers);
+//   Q: a `bits`-bit asymmetric base quantization (fp16 scale and min per group, refined by least squares
+//      from the min-max grid). The group axis is chosen per chunk by lower error: per channel (a channel
+//      over the chunk's tokens, as KIVI does for K: outlier channels get their own scale) or per token
+//      (groups of up to 64 channels of one token);
 //   S: sparse outliers, about outlier_frac of the values, kept exactly: chosen *before* quantizing as the
 //      group extremes whose removal shrinks their group's range the most (so the base grid gets finer),
 //      stored as (u16 index, fp16 correction);

@@ -1,6 +1,7 @@
 // The one registry of KV formats and the dispatch from a runtime KvFormat to typed loops (the visitor below).
 // Adding a format: one row in kFormats, one case in visit_codec; the tests and benches iterate all_formats().
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <string>
 #include <vector>
@@ -78,6 +79,21 @@ void for_units(int64_t tpu, int64_t p0, int64_t p1, Fn&& fn) {
     p = u * tpu + t1;
   }
 }
+
+// head_dim floats of scratch, on the stack for the usual sizes (encode/decode run once per stored row).
+class RowScratch {
+ public:
+  explicit RowScratch(int d, float fill = 0.f) {
+    p_ = d <= static_cast<int>(a_.size()) ? a_.data() : (v_.resize(d), v_.data());
+    std::fill(p_, p_ + d, fill);
+  }
+  float* data() { return p_; }
+
+ private:
+  std::array<float, 512> a_;
+  std::vector<float> v_;
+  float* p_;
+};
 
 void check_params(KvFormat f, const FormatParams& p) {
   STRATA_ASSERT(p.head_dim > 0, "KV format: FormatParams::head_dim is not set");
@@ -213,7 +229,7 @@ void encode_unit(KvFormat f, const FormatParams& p, const float* rows, uint8_t* 
     } else if (info.transform == KvTransform::None) {
       C::encode(rows, dst, d);
     } else {
-      std::vector<float> t(d);
+      RowScratch t(d);
       prepare_query(f, p, rows, t.data());  // the same transform as the query's
       C::encode(t.data(), dst, d);
     }
@@ -228,7 +244,7 @@ void decode_unit(KvFormat f, const FormatParams& p, const uint8_t* src, float* r
     decode_range_stored(f, d, src, 0, 0, info.tokens_per_unit, rows);
     return;
   }
-  std::vector<float> t(d);
+  RowScratch t(d);
   decode_range_stored(f, d, src, 0, 0, 1, t.data());
   finish_output(f, p, t.data(), rows);
 }
@@ -245,7 +261,7 @@ void decode_row(KvFormat f, const FormatParams& p, const uint8_t* src, float* ou
 
 float dot_row(KvFormat f, const FormatParams& p, const float* q, const uint8_t* src) {
   STRATA_ASSERT(format_info(f).is_row_format(), "dot_row: GEAR works on chunks (dot_range)");
-  std::vector<float> q_t(p.head_dim);
+  RowScratch q_t(p.head_dim);
   prepare_query(f, p, q, q_t.data());
   float s = 0;
   dot_range(f, p.head_dim, q_t.data(), src, 0, 0, 1, &s);
@@ -258,7 +274,7 @@ void axpy_row(KvFormat f, const FormatParams& p, float w, const uint8_t* src, fl
     axpy_range(f, p.head_dim, &w, src, 0, 0, 1, acc);
     return;
   }
-  std::vector<float> t(p.head_dim, 0.f), o(p.head_dim);
+  RowScratch t(p.head_dim), o(p.head_dim);
   axpy_range(f, p.head_dim, &w, src, 0, 0, 1, t.data());
   finish_output(f, p, t.data(), o.data());
   for (int c = 0; c < p.head_dim; ++c) acc[c] += o[c];

@@ -10,7 +10,7 @@ namespace strata::kv {
 
 namespace {
 
-constexpr int64_t kCommitChunk = 256;  // positions committed at a time
+constexpr int64_t kCommitChunk = 64;  // positions committed at a time
 
 void store_row(DType t, const float* src, uint8_t* dst, int64_t n) {
   if (t == DType::F32) {

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <thread>
 
 #include "core/error.h"
@@ -233,6 +235,38 @@ uint32_t file_type_of(DType t) {
   }
 }
 
+bool pooled_type(DType t) {
+  switch (t) {
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+    case DType::IQ4_NL: case DType::IQ4_XS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+constexpr int64_t kPoolBlocks = 8192;
+
+// kPoolBlocks blocks of type t quantized from N(0, std) values, seeded by (seed, type).
+std::vector<uint8_t> make_block_pool(DType t, uint64_t seed, float std_dev, ThreadPool& pool) {
+  const TypeTraits& tr = traits(t);
+  std::vector<uint8_t> out(static_cast<size_t>(kPoolBlocks) * tr.type_size);
+  pool.parallel_for(kPoolBlocks, [&](int64_t b, int64_t e, int) {
+    std::vector<float> f(static_cast<size_t>(tr.block_size));
+    for (int64_t i = b; i < e; ++i) {
+      uint64_t sm = seed ^ (0xA0761D6478BD642Full * (static_cast<uint64_t>(t) + 1)) ^ (static_cast<uint64_t>(i) << 20);
+      Xoshiro256 rng(splitmix64(sm));
+      for (auto& x : f) x = std_normal(rng.next()) * std_dev;
+      quantize_row(t, f.data(), out.data() + static_cast<size_t>(i) * tr.type_size, tr.block_size);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
 uint64_t write_synthetic_gguf(const SyntheticSpec& spec, const std::string& path) {
   validate(spec);
   Writer meta;
@@ -251,6 +285,7 @@ uint64_t write_synthetic_gguf(const SyntheticSpec& spec, const std::string& path
   uint64_t done = 0;
   std::vector<uint8_t> chunk;
   std::vector<std::vector<float>> row_buf(static_cast<size_t>(n_threads));
+  std::map<DType, std::vector<uint8_t>> block_pools;
   constexpr size_t kChunkBytes = size_t{16} << 20;
 
   for (size_t ti = 0; ti < plan.size(); ++ti) {
@@ -264,12 +299,27 @@ uint64_t write_synthetic_gguf(const SyntheticSpec& spec, const std::string& path
     const uint64_t tensor_seed = spec.seed ^ (fnv1a(d.name) * 0xD6E8FEB86659FD93ull);
     const float std_dev = spec.weight_std;
     const Fill fill = plan[ti].fill;
+    const bool pooled = !spec.exact && fill == Fill::kNormal && pooled_type(type);
+    if (pooled && !block_pools.count(type)) block_pools[type] = make_block_pool(type, spec.seed, std_dev, pool);
+    const uint8_t* blocks = pooled ? block_pools[type].data() : nullptr;
+    const size_t block_bytes = traits(type).type_size;
+    const int64_t n_blocks = cols / traits(type).block_size;
     for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - r0);
       pool.parallel_for(n, [&](int64_t b, int64_t e, int w) {
         std::vector<float>& f = row_buf[static_cast<size_t>(w)];
         f.resize(static_cast<size_t>(cols));
         for (int64_t r = b; r < e; ++r) {
+          uint8_t* dst = chunk.data() + static_cast<size_t>(r) * rb;
+          if (pooled) {  // blocks drawn from the pool
+            uint64_t sm = tensor_seed + static_cast<uint64_t>(r0 + r) * 0x9E3779B97F4A7C15ull;
+            Xoshiro256 rng(splitmix64(sm));
+            for (int64_t j = 0; j < n_blocks; ++j) {
+              const uint64_t k = ((rng.next() >> 32) * static_cast<uint64_t>(kPoolBlocks)) >> 32;
+              std::memcpy(dst + static_cast<size_t>(j) * block_bytes, blocks + k * block_bytes, block_bytes);
+            }
+            continue;
+          }
           if (fill == Fill::kOnes) {
             std::fill(f.begin(), f.end(), 1.0f);
           } else {
@@ -277,7 +327,7 @@ uint64_t write_synthetic_gguf(const SyntheticSpec& spec, const std::string& path
             Xoshiro256 rng(splitmix64(sm));
             for (auto& x : f) x = std_normal(rng.next()) * std_dev;
           }
-          quantize_row(type, f.data(), chunk.data() + static_cast<size_t>(r) * rb, cols);
+          quantize_row(type, f.data(), dst, cols);
         }
       });
       out.write(chunk.data(), static_cast<size_t>(n) * rb);

@@ -31,6 +31,10 @@ struct SyntheticSpec {
   std::string tokenizer = "llama";  // "llama" (SentencePiece) or "gpt2" (byte-level BPE)
   std::string tokenizer_pre;        // BPE pre-tokenizer: "llama-bpe", "qwen2"
   std::string chat_template;        // family of the tokenizer.chat_template written ("" = none)
+  // Types whose reference quantizer is slow (K-quants, IQ4: 30-350 ns a weight) build each row from a pool of
+  // 8192 quantized random blocks instead of quantizing every row: the weights are still N(0, std), blocks
+  // repeat across the model, and a 7B model takes seconds instead of many minutes. true: quantize every row.
+  bool exact = false;
   int n_threads = 0;                // 0: all hardware threads
   bool progress = true;             // progress bar on a terminal
 
@@ -50,6 +54,9 @@ void validate(const SyntheticSpec& spec);
 // llama_tensor_get_type fallbacks: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, q2_K/q3_K/iq4_xs -> iq4_nl,
 // tq1_0/tq2_0 -> q4_0; then f16 when even that does not fit).
 DType fallback_type(DType wanted, int64_t n_cols);
+
+// True for the types that `exact = false` writes from a pool of quantized blocks.
+bool pooled_type(DType t);
 
 // llama.cpp's general.file_type (LLAMA_FTYPE_*) for files whose weights are mostly of type t.
 uint32_t file_type_of(DType t);

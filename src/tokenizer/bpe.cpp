@@ -36,10 +36,9 @@ std::unique_ptr<Tokenizer> BpeTokenizer::load(const gguf::File& f) {
   return t;
 }
 
-int BpeTokenizer::rank(const std::string& left, const std::string& right) const {
-  std::string key;
-  key.reserve(left.size() + 1 + right.size());
-  key.append(left).append(1, ' ').append(right);
+int BpeTokenizer::rank(std::string_view left, std::string_view right) const {
+  thread_local std::string key;
+  key.assign(left).append(1, ' ').append(right);
   const auto it = ranks_.find(key);
   return it == ranks_.end() ? -1 : it->second;
 }
@@ -58,7 +57,7 @@ void BpeTokenizer::tokenize_word(const std::string& word, std::vector<TokenId>& 
   struct Bigram {
     int left, right;
     int rank;
-    std::string text;
+    size_t size;  // bytes of the merged text
   };
   struct Greater {  // priority: lowest rank first, then the leftmost pair
     bool operator()(const Bigram& l, const Bigram& r) const {
@@ -73,15 +72,15 @@ void BpeTokenizer::tokenize_word(const std::string& word, std::vector<TokenId>& 
     sym.push_back({index - 1, offs + n == word.size() ? -1 : index + 1, offs, n});
     offs += n;
   }
-  auto str = [&](const Symbol& s) { return word.substr(s.begin, s.n); };
+  const std::string_view w(word);
+  auto str = [&](const Symbol& s) { return w.substr(s.begin, s.n); };
 
   std::priority_queue<Bigram, std::vector<Bigram>, Greater> queue;
   auto try_add = [&](int left, int right) {
     if (left == -1 || right == -1) return;
-    std::string l = str(sym[left]), r = str(sym[right]);
-    const int rk = rank(l, r);
+    const int rk = rank(str(sym[left]), str(sym[right]));
     if (rk < 0) return;
-    queue.push({left, right, rk, l + r});
+    queue.push({left, right, rk, sym[left].n + sym[right].n});
   };
   for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_add(i - 1, i);
 
@@ -90,7 +89,10 @@ void BpeTokenizer::tokenize_word(const std::string& word, std::vector<TokenId>& 
     queue.pop();
     Symbol& l = sym[b.left];
     Symbol& r = sym[b.right];
-    if (l.n == 0 || r.n == 0 || str(l) + str(r) != b.text) continue;  // stale
+    if (l.n == 0 || r.n == 0) continue;
+    // Stale when the pair no longer spells what was queued (llama.cpp compares the texts; the left symbol
+    // keeps its start, so the same start, adjacency and length mean the same text).
+    if (l.n + r.n != b.size || r.begin != l.begin + l.n) continue;
     l.n += r.n;
     r.n = 0;
     l.next = r.next;
@@ -101,7 +103,7 @@ void BpeTokenizer::tokenize_word(const std::string& word, std::vector<TokenId>& 
 
   if (sym.empty()) return;
   for (int i = 0; i != -1; i = sym[i].next) {
-    const std::string s = str(sym[i]);
+    const std::string_view s = str(sym[i]);
     if (TokenId id = find_token(s); id >= 0) {
       out.push_back(id);
       continue;
@@ -109,7 +111,7 @@ void BpeTokenizer::tokenize_word(const std::string& word, std::vector<TokenId>& 
     // Not a token (only with a vocabulary that lacks some merge result): llama.cpp looks each byte up alone
     // and drops the ones that are not tokens.
     for (char ch : s)
-      if (TokenId id = find_token(std::string(1, ch)); id >= 0) out.push_back(id);
+      if (TokenId id = find_token(std::string_view(&ch, 1)); id >= 0) out.push_back(id);
   }
 }
 

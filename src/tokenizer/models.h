@@ -34,7 +34,7 @@ class BpeTokenizer final : public Tokenizer {
  private:
   std::string make_piece(TokenId id) const override;
   void tokenize_word(const std::string& word, std::vector<TokenId>& out) const;
-  int rank(const std::string& left, const std::string& right) const;  // -1 when the pair never merges
+  int rank(std::string_view left, std::string_view right) const;  // -1 when the pair never merges
 
   pretok::PreTokenizer pre_tok_;
   std::unordered_map<std::string, int> ranks_;  // "left right" -> merge rank (tokenizer.ggml.merges order)

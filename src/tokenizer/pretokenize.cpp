@@ -177,8 +177,8 @@ bool ascii_punct(uint32_t c) {  // Unicode P among ASCII: !"#%&'()*,-./:;?@[\]_{
          c == 0x3B || c == 0x3F || c == 0x40 || (c >= 0x5B && c <= 0x5D) || c == 0x5F || c == 0x7B || c == 0x7D;
 }
 bool is_punct(uint32_t c, uint16_t f) { return c < 128 ? ascii_punct(c) : (f & kPunct) && !(f & kWhitespace); }
-bool is_letter(uint32_t c, uint16_t f) { return (f & kLetter) && !(f & kWhitespace); }
-bool is_number(uint32_t c, uint16_t f) { return (f & kNumber) && !(f & kWhitespace); }
+bool is_letter(uint32_t, uint16_t f) { return (f & kLetter) && !(f & kWhitespace); }
+bool is_number(uint32_t, uint16_t f) { return (f & kNumber) && !(f & kWhitespace); }
 bool is_crlf(uint32_t c, uint16_t) { return c == '\r' || c == '\n'; }
 
 // [\p{P}\$\+<=>\^~\|`] (falcon) and [\p{P}\$\+<=>\^~\|] (default)

@@ -79,14 +79,15 @@ void SpmTokenizer::tokenize_fragment(const std::string& text, std::vector<TokenI
   }
 
   std::priority_queue<Bigram, std::vector<Bigram>, Lower> queue;
-  std::unordered_map<std::string, std::pair<int, int>> rev_merge;
+  // Which pair last formed a given text (views into `text`, which outlives this call).
+  std::unordered_map<std::string_view, std::pair<int, int>> rev_merge;
   auto try_add = [&](int left, int right) {
     if (left == -1 || right == -1) return;
-    std::string s(sym[left].text, sym[left].n + sym[right].n);
+    const std::string_view s(sym[left].text, sym[left].n + sym[right].n);  // the two are adjacent in text
     const TokenId id = find_token(s);
     if (id < 0) return;
     queue.push({left, right, scores_[size_t(id)], s.size()});
-    rev_merge[std::move(s)] = {left, right};
+    rev_merge[s] = {left, right};
   };
   for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_add(i - 1, i);
 
@@ -106,7 +107,7 @@ void SpmTokenizer::tokenize_fragment(const std::string& text, std::vector<TokenI
 
   // A final symbol is a token, or splits back along the merge that made it, or becomes bytes.
   auto resegment = [&](auto&& self, const Symbol& s, int depth) -> void {
-    const std::string str(s.text, s.n);
+    const std::string_view str(s.text, s.n);
     if (TokenId id = find_token(str); id >= 0) {
       out.push_back(id);
       return;

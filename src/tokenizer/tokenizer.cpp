@@ -207,12 +207,13 @@ void Tokenizer::load_vocab(const gguf::File& f, const Defaults& d) {
 }
 
 TokenId Tokenizer::find_token(std::string_view text) const {
-  const auto it = text_to_id_.find(std::string(text));
+  const auto it = text_to_id_.find(text);
   return it == text_to_id_.end() ? -1 : it->second;
 }
 
 TokenAttr Tokenizer::token_attr(TokenId id) const {
-  const int32_t t = attrs_.at(static_cast<size_t>(id));
+  if (id < 0 || id >= n_vocab()) fail("token id {} is out of range: the vocabulary has {} tokens", id, n_vocab());
+  const int32_t t = attrs_[static_cast<size_t>(id)];
   return (t >= 0 && t <= 6) ? static_cast<TokenAttr>(t) : TokenAttr::kUndefined;
 }
 

@@ -1,6 +1,7 @@
 // Tokenizers built from GGUF metadata: SentencePiece-style ("llama") and byte-level BPE ("gpt2").
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -82,7 +83,11 @@ class Tokenizer {
   virtual std::string make_piece(TokenId id) const { return tokens_.at(size_t(id)); }  // render_special form
   std::string cached_piece(TokenId id, bool render_special) const;  // token_to_piece from pieces_
 
-  std::unordered_map<std::string, TokenId> text_to_id_;
+  struct StringHash {  // lets text_to_id_ be searched with a string_view, without a copy
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, TokenId, StringHash, std::equal_to<>> text_to_id_;
   std::vector<uint32_t> attr_bits_;          // AttrBit per token
   std::vector<TokenId> special_by_length_;   // control/user-defined/unknown ids, longest text first
   std::vector<std::string> pieces_;          // make_piece() per token

@@ -103,6 +103,14 @@ TEST(GgufMalformed, AbsurdArrayCounts) {
   expect_error(nested.b, {"array count 1152921504606846976 of array elements needs at least 12 bytes"});
 }
 
+TEST(GgufMalformed, ArrayElementsAreCappedInTotal) {
+  // 2^24 + 1 one-byte elements fit the file but exceed the cap on metadata array elements.
+  const uint64_t n = (uint64_t{1} << 24) + 1;
+  Raw r;
+  r.header(3, 0, 1).str("big").put<uint32_t>(9).put<uint32_t>(0).put<uint64_t>(n).zeros(n);
+  expect_error(r.b, {"key 'big' (byte 43)", "metadata arrays hold more than 16777216 elements in total"});
+}
+
 TEST(GgufMalformed, ArrayNestingIsBounded) {
   auto nest = [](int depth) {
     Raw r;

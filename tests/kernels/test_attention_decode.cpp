@@ -32,13 +32,15 @@ TEST(AttentionDecode, LengthsAndFormats) {
     }
 }
 
-// Forced KV splits (1..7 chunks), shared max on and off, 1-3 threads, GQA ratios 1/4/8, head dims.
+// Forced KV splits (1..7 chunks), shared max on and off, 1-3 threads, GQA ratios 1/4/8, head dims, KV heads
+// per item (all: one contiguous stream; or one).
 TEST(AttentionDecode, SplitsSharedMaxThreads) {
   for (int32_t group : {1, 4, 8})
     for (int32_t d : {64, 80, 128})
       for (int threads : {1, 2, 3})
         for (int32_t splits : {1, 2, 7})
           for (int32_t shared : {0, 1}) {
+            const int32_t heads_per_item = splits == 2 ? 1 : 0;
             AttnCase c;
             c.n_q = 1; c.q_pos0 = 700; c.n_kv = 701; c.n_head_kv = 2; c.group = group; c.head_dim = d;
             c.threads = threads; c.type = d == 80 ? DType::F16 : DType::Q8_0; c.seed = 7;
@@ -46,13 +48,15 @@ TEST(AttentionDecode, SplitsSharedMaxThreads) {
             cfg.kv_splits = splits;
             cfg.kv_tile = 64;
             cfg.shared_max = shared;
-            SCOPED_TRACE(describe(c) + " splits=" + std::to_string(splits) + " shared=" + std::to_string(shared));
+            cfg.kv_heads_per_item = heads_per_item;
+            SCOPED_TRACE(describe(c) + " splits=" + std::to_string(splits) + " shared=" + std::to_string(shared) +
+                         " heads/item=" + std::to_string(heads_per_item));
             AttnData a(c);
             kernels::AttentionIoStats st;
             EXPECT_LE(run_and_compare(c, a, cfg, &st), attention_tolerance(c.type));
             EXPECT_EQ(st.config.kv_splits, splits);
             const int64_t chunk = ((701 + splits - 1) / splits + 63) / 64 * 64;  // chunks are whole tiles
-            EXPECT_EQ(st.items, 2 * ((701 + chunk - 1) / chunk));
+            EXPECT_EQ(st.items, (heads_per_item == 1 ? 2 : 1) * ((701 + chunk - 1) / chunk));
             EXPECT_EQ(st.rescales, 0);  // random scores never exceed the estimate by the slack
           }
 }

@@ -147,16 +147,19 @@ TEST(RuntimeVsReference, MistralNoGqaQ8) {
   check_synthetic(s, "mistral q8_0");
 }
 
-TEST(RuntimeVsReference, RopeMakesPositionsMatter) {
-  // The same token at two positions must give different logits: catches a rope that does nothing.
+TEST(RuntimeVsReference, RopeMakesOrderMatter) {
+  // Without position information attention is blind to the order of earlier tokens: swapping the first two
+  // tokens must change the last logits (catches a rope that does nothing).
   test::TinySpec s;
   const std::string path = test::temp_path("pos.gguf");
   test::write_tiny_model(s, path);
   auto m = Model::load(path);
   std::remove(path.c_str());
-  const auto l = reference_logits(*m, {5, 5, 5});
   const size_t nv = 64;
-  EXPECT_GT(test::max_abs_diff({l.data() + nv, nv}, {l.data() + 2 * nv, nv}), 1e-3f);
+  const auto a = reference_logits(*m, {3, 7, 5}), b = reference_logits(*m, {7, 3, 5});
+  EXPECT_GT(test::max_abs_diff({a.data() + 2 * nv, nv}, {b.data() + 2 * nv, nv}), 1e-3f);
+  const auto c = runtime_logits(*m, {3, 7, 5}, 512, 3, DType::F32, 1), d = runtime_logits(*m, {7, 3, 5}, 512, 3, DType::F32, 1);
+  EXPECT_GT(test::max_abs_diff({c.data() + 2 * nv, nv}, {d.data() + 2 * nv, nv}), 1e-3f);
 }
 
 TEST(LlamaForward, ContextOverflowIsAClearError) {

@@ -7,12 +7,14 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "gguf/gguf.h"
 #include "gguf/stream_writer.h"
+#include "model/model.h"
 #include "model/synthetic.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -151,6 +153,28 @@ TEST(Synthetic, EveryWeightTypeRoundTrips) {
   }
 }
 
+TEST(Synthetic, SlowTypesDrawBlocksFromAPoolUnlessExact) {
+  EXPECT_TRUE(pooled_type(DType::Q4_K));
+  EXPECT_TRUE(pooled_type(DType::IQ4_NL));
+  EXPECT_FALSE(pooled_type(DType::Q4_0));
+  TempGguf a("pool.gguf"), b("exact.gguf");
+  SyntheticSpec s = tiny(DType::Q4_K);
+  write_synthetic_gguf(s, a.path);
+  s.exact = true;
+  write_synthetic_gguf(s, b.path);
+  const auto fa = gguf::File::open(a.path), fb = gguf::File::open(b.path);
+  for (const auto* f : {&fa, &fb}) {
+    const gguf::TensorInfo* t = f->find_tensor("blk.1.ffn_gate.weight");
+    const auto v = dequantized(*t);
+    double sq = 0;
+    for (float x : v) sq += double(x) * x;
+    EXPECT_NEAR(std::sqrt(sq / v.size()), 0.02, 0.002);
+    EXPECT_NE(std::memcmp(t->data, t->data + 144, 144), 0);  // rows are not all the same blocks
+  }
+  EXPECT_EQ(fa.file_size(), fb.file_size());
+  EXPECT_NE(std::memcmp(fa.find_tensor("token_embd.weight")->data, fb.find_tensor("token_embd.weight")->data, 144), 0);
+}
+
 TEST(Synthetic, RowLengthsTheTypeCannotHoldFallBackLikeLlamaCpp) {
   EXPECT_EQ(fallback_type(DType::Q4_K, 64), DType::Q5_0);
   EXPECT_EQ(fallback_type(DType::Q5_K, 896), DType::Q5_1);
@@ -276,6 +300,30 @@ TEST(Synthetic, TheLlama2VocabularyIsCopiedWhenAvailable) {
   const auto tok = Tokenizer::from_gguf(f);
   EXPECT_EQ(tok->n_vocab(), 32000);
   EXPECT_EQ(tok->encode("Hello world", true, false), (std::vector<TokenId>{1, 15043, 3186}));
+}
+
+// The model loader (src/model/model.h) accepts what gen-model writes.
+TEST(Synthetic, TheModelLoaderAcceptsTheFiles) {
+  SyntheticSpec q = synthetic_shape("qwen2.5-0.5b");
+  q.n_layer = 1, q.n_vocab = 1000, q.n_ff = 256, q.weight_type = DType::Q8_0;
+  for (SyntheticSpec s : {synthetic_shape("demo"), tiny(DType::Q4_K), q}) {
+    SCOPED_TRACE(s.name);
+    s.progress = false;
+    TempGguf tmp("load.gguf");
+    write_synthetic_gguf(s, tmp.path);
+    LoadOptions opts;
+    opts.prepare_kernels = false;
+    const auto m = Model::load(tmp.path, opts);
+    const HParams& hp = m->hparams();
+    EXPECT_EQ(hp.n_vocab, s.n_vocab);
+    EXPECT_EQ(hp.n_embd, s.n_embd);
+    EXPECT_EQ(hp.n_layer, s.n_layer);
+    EXPECT_EQ(hp.n_head_kv, s.n_head_kv);
+    EXPECT_EQ(hp.n_ff, s.n_ff);
+    EXPECT_EQ(hp.rope_freq_base, static_cast<double>(s.rope_freq_base));
+    EXPECT_EQ(m->weights().tied_output, s.tied_embeddings);
+    EXPECT_EQ(m->weights().layers[0].bq.empty(), !s.qkv_bias);
+  }
 }
 
 TEST(Synthetic, NamedShapes) {

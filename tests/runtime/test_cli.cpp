@@ -151,7 +151,8 @@ TEST(CliChat, CtrlCStopsTheReplyNotTheProgram) {
       << p.err_text;
   p.signal_process(SIGINT);
   ASSERT_TRUE(p.wait_for([](const std::string&, const std::string& err) {
-    return err.find("turn 2:") != std::string::npos && err.rfind("stop: interrupted") > err.find("turn 2:");
+    const size_t t2 = err.find("turn 2:");
+    return t2 != std::string::npos && err.find("stop: interrupted", t2) != std::string::npos;
   }, 30)) << p.err_text;
   // Ctrl-C at the prompt exits, normally.
   p.signal_process(SIGINT);

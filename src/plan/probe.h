@@ -1,0 +1,88 @@
+// `strata probe`: measures the machine the roofline and the memory planner reason about, and saves it as a
+// JSON profile that `strata bench`, the planner and the microbenchmarks read.
+//   - DRAM read bandwidth with 1..N threads: a streaming read-only sum over a buffer several times the
+//     last-level cache, best of a few passes;
+//   - peak f32 FMA and int8 dot-product rates, per thread and with all threads;
+//   - cache sizes (/sys/devices/system/cpu/cpu0/cache);
+//   - SSD sequential and 4 KiB random read throughput with O_DIRECT, on a file the probe creates (and
+//     removes) in a given directory.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace strata::plan {
+
+struct CacheInfo {
+  int level = 0;
+  std::string type;        // "Data", "Instruction", "Unified"
+  int64_t size_bytes = 0;
+  int line_bytes = 0;
+  int shared_cpus = 0;     // logical CPUs sharing it
+};
+
+struct RatePoint {
+  int threads = 0;
+  double value = 0;  // GB/s, GFLOP/s or GOP/s
+};
+
+struct SsdProfile {
+  std::string path;          // the directory the test file was created in
+  bool direct_io = false;    // O_DIRECT worked; otherwise the reads went through the page cache (evicted first)
+  int64_t file_bytes = 0;
+  double seq_read_gbps = 0;  // 4 MiB reads, one at a time
+  double rand4k_qd1_iops = 0;  // 4 KiB reads at random offsets, one at a time
+  double rand4k_qd8_iops = 0;  // the same with 8 reads in flight
+};
+
+struct MachineProfile {
+  int version = 1;
+  std::string created;       // UTC, ISO 8601
+  std::string cpu_model;
+  int logical_cpus = 0;
+  std::string simd_target;   // the kernels' SIMD target on this CPU ("AVX3_DL", "AVX2", ...)
+  std::vector<CacheInfo> caches;
+  int64_t dram_buffer_bytes = 0;
+  std::vector<RatePoint> dram_read_gbps;  // by thread count
+  std::vector<RatePoint> fma_f32_gflops;  // 1 thread and all threads
+  std::vector<RatePoint> int8_dot_gops;   // 1 thread and all threads
+  bool has_ssd = false;
+  SsdProfile ssd;
+
+  // The rate measured with the largest thread count <= threads (0 when nothing was measured).
+  static double at(const std::vector<RatePoint>& v, int threads);
+  double dram_gbps(int threads) const { return at(dram_read_gbps, threads); }
+
+  std::string to_json() const;  // pretty-printed
+  // Throws strata::Error on malformed JSON or a missing field.
+  static MachineProfile from_json(const std::string& text);
+};
+
+struct ProbeOptions {
+  bool quick = false;        // smaller buffers and shorter runs (a few seconds in all)
+  bool ssd = true;
+  std::string ssd_path = "/tmp";  // directory for the SSD test file
+  int max_threads = 0;       // 0: every logical CPU
+  // Status lines while measuring (the CLI shows them on a terminal only); may be empty.
+  std::function<void(const std::string&)> status;
+};
+
+MachineProfile probe_machine(const ProbeOptions& opt);
+
+// Parts of the probe, usable on their own.
+std::vector<CacheInfo> read_cache_info();
+// Bytes of the last-level cache (0 when unknown).
+int64_t last_level_cache_bytes(const std::vector<CacheInfo>& caches);
+// Best-of-`passes` read bandwidth in GB/s of a streaming pass over `bytes` with `threads` threads.
+double measure_dram_read_gbps(int64_t bytes, int threads, int passes);
+SsdProfile measure_ssd(const std::string& dir, int64_t file_bytes, double seconds_per_test);
+
+// $STRATA_PROFILE, else $HOME/.cache/strata/profile.json.
+std::string default_profile_path();
+// Throws strata::Error when the file is missing or malformed.
+MachineProfile load_profile(const std::string& path);
+// Creates the parent directories. Throws strata::Error on I/O errors.
+void save_profile(const MachineProfile& p, const std::string& path);
+
+}  // namespace strata::plan

@@ -1,0 +1,131 @@
+// The timed loops of `strata probe` (probe_loops.h), one Highway variant per SIMD target, using the same
+// target list as the kernels.
+#include "kernels/simd_config.h"  // first: the target list
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "plan/probe_loops.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "plan/probe_loops.h"
+
+#undef STRATA_PROBE_VNNI
+#if HWY_TARGET == HWY_AVX3_DL
+#define STRATA_PROBE_VNNI 1
+#else
+#define STRATA_PROBE_VNNI 0
+#endif
+
+HWY_BEFORE_NAMESPACE();
+#if STRATA_PROBE_VNNI && defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#elif STRATA_PROBE_VNNI
+#pragma GCC target("avx512vnni")  // Highway's AVX3_DL target string lacks it; its CPU check requires it
+#endif
+namespace strata::plan::loops::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+uint64_t ReadPass(const uint8_t* HWY_RESTRICT p, size_t bytes) {
+  const hn::ScalableTag<uint64_t> d;
+  const size_t N = hn::Lanes(d);
+  const auto* w = reinterpret_cast<const uint64_t*>(p);
+  const size_t n = bytes / 8;
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    a0 = hn::Add(a0, hn::LoadU(d, w + i));
+    a1 = hn::Add(a1, hn::LoadU(d, w + i + N));
+    a2 = hn::Add(a2, hn::LoadU(d, w + i + 2 * N));
+    a3 = hn::Add(a3, hn::LoadU(d, w + i + 3 * N));
+  }
+  uint64_t s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n; ++i) s += w[i];
+  return s;
+}
+
+constexpr int kChains = 12;  // independent accumulators: enough to hide a 4-5 cycle latency on 2 ports
+
+float FmaLoop(int64_t iters, double* flops) {
+  const hn::ScalableTag<float> d;
+  hn::Vec<decltype(d)> acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = hn::Set(d, static_cast<float>(j));
+  const auto m = hn::Set(d, 0.9999f), a = hn::Set(d, 0.0001f);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int j = 0; j < kChains; ++j) acc[j] = hn::MulAdd(acc[j], m, a);
+  }
+  auto s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = hn::Add(s, acc[j]);
+  *flops = 2.0 * static_cast<double>(iters) * kChains * static_cast<double>(hn::Lanes(d));
+  return hn::GetLane(hn::SumOfLanes(d, s));
+}
+
+int32_t Int8Loop(int64_t iters, double* ops) {
+#if STRATA_PROBE_VNNI || HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+  const hn::ScalableTag<int32_t> d32;
+  const hn::Repartition<int8_t, decltype(d32)> d8;
+  const auto b = hn::Set(d8, 3);
+#endif
+#if STRATA_PROBE_VNNI
+  const auto a = hn::Set(d8, 1);
+  hn::Vec<decltype(d32)> acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = hn::Set(d32, j);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < kChains; ++j) acc[j] = hn::Vec<decltype(d32)>{_mm512_dpbusd_epi32(acc[j].raw, a.raw, b.raw)};
+  const double macs_per_op = static_cast<double>(hn::Lanes(d8));
+  auto s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = hn::Add(s, acc[j]);
+  *ops = 2.0 * macs_per_op * static_cast<double>(iters) * kChains;
+  return hn::GetLane(hn::SumOfLanes(d32, s));
+#elif HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+  const hn::Repartition<int16_t, decltype(d32)> d16;
+  hn::Vec<decltype(d16)> acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = hn::Set(d16, static_cast<int16_t>(j));
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int j = 0; j < kChains; ++j) {  // the accumulator feeds the multiply: nothing to hoist
+#if HWY_TARGET == HWY_AVX2
+      const hn::Vec<decltype(d16)> prod{_mm256_maddubs_epi16(acc[j].raw, b.raw)};
+#else
+      const hn::Vec<decltype(d16)> prod{_mm512_maddubs_epi16(acc[j].raw, b.raw)};
+#endif
+      acc[j] = hn::Add(acc[j], prod);
+    }
+  }
+  auto s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = hn::Add(s, acc[j]);
+  *ops = 2.0 * static_cast<double>(hn::Lanes(d8)) * static_cast<double>(iters) * kChains;
+  return static_cast<int32_t>(hn::GetLane(s));
+#else
+  // Generic: int16 multiply-adds on widened bytes (what the generic int8 kernel does).
+  const hn::ScalableTag<int16_t> d16;
+  hn::Vec<decltype(d16)> acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = hn::Set(d16, static_cast<int16_t>(j));
+  const auto bw = hn::Set(d16, static_cast<int16_t>(3));
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < kChains; ++j) acc[j] = hn::Add(hn::Mul(acc[j], bw), bw);
+  auto s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = hn::Add(s, acc[j]);
+  *ops = 2.0 * static_cast<double>(hn::Lanes(d16)) * static_cast<double>(iters) * kChains;
+  return static_cast<int32_t>(hn::GetLane(s));
+#endif
+}
+
+}  // namespace strata::plan::loops::HWY_NAMESPACE
+#if STRATA_PROBE_VNNI && defined(__clang__)
+#pragma clang attribute pop
+#endif
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace strata::plan {
+namespace loops {
+HWY_EXPORT(ReadPass);
+HWY_EXPORT(FmaLoop);
+HWY_EXPORT(Int8Loop);
+}  // namespace loops
+
+uint64_t probe_read_pass(const uint8_t* p, size_t bytes) { return HWY_DYNAMIC_DISPATCH(loops::ReadPass)(p, bytes); }
+float probe_fma_loop(int64_t iters, double* flops) { return HWY_DYNAMIC_DISPATCH(loops::FmaLoop)(iters, flops); }
+int32_t probe_int8_loop(int64_t iters, double* ops) { return HWY_DYNAMIC_DISPATCH(loops::Int8Loop)(iters, ops); }
+
+}  // namespace strata::plan
+#endif  // HWY_ONCE
