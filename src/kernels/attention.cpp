@@ -111,7 +111,7 @@ AttentionConfig resolve_attention_config(const AttentionShape& s, int64_t n_q, i
     const int64_t items = ceil_div(s.n_head_kv, c.kv_heads_per_item) * ceil_div(std::max<int64_t>(1, n_q), c.q_tile);
     const int64_t max_splits = std::max<int64_t>(1, ceil_div(n_kv, 2 * c.kv_tile));
     int64_t sp = 1;
-    while (sp < max_splits && (items * sp < 2 * threads || ((items * sp) % threads != 0 && items * sp < 8 * threads)))
+    while (threads > 1 && sp < max_splits && (items * sp < 2 * threads || ((items * sp) % threads != 0 && items * sp < 8 * threads)))
       ++sp;
     c.kv_splits = static_cast<int32_t>(sp);
   }

@@ -78,36 +78,57 @@ struct KvRowQ8_0 {
   }
 };
 
+// Prefetch into L2, not L1: the tile being computed and its scratch already fill most of the L1.
+HWY_INLINE void PrefetchL2(const void* p) {
+#if HWY_ARCH_X86
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
+#else
+  hwy::Prefetch(static_cast<const uint8_t*>(p));
+#endif
+}
+
+// Converts `rows` rows; while doing so asks for the `ahead` rows that follow them (the next tile), spread
+// over the loop so that the requests do not queue up at once.
 template <class Row, class D>
 HWY_INLINE void LoadRows(D d, const uint8_t* src, int64_t pos_stride, int64_t rows, int32_t n, float* dst,
-                         int64_t ld) {
-  for (int64_t j = 0; j < rows; ++j) Row::Load(d, src + j * pos_stride, dst + j * ld, n);
+                         int64_t ld, int64_t ahead) {
+  const size_t rb = Row::RowBytes(n);
+  for (int64_t j = 0; j < rows; ++j) {
+    if (j < ahead) {
+      const uint8_t* next = src + (rows + j) * pos_stride;
+      for (size_t off = 0; off < rb; off += 64) PrefetchL2(next + off);
+    }
+    Row::Load(d, src + j * pos_stride, dst + j * ld, n);
+  }
 }
 
 // Rows j0 .. j0+rows-1 of KV head `head` as float32 [rows][ld]: a pointer into the cache itself for f32
 // (no copy), else `buf` filled by the format's loader (ld = head_dim rounded up to 16). Returns the rows
-// and sets ld; `bytes` gets the bytes read from the cache.
+// and sets ld; `bytes` gets the bytes read from the cache. The `ahead` rows after them are prefetched.
 template <class D>
 HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t j0, int64_t rows, int32_t n,
-                                   float* HWY_RESTRICT buf, int64_t& ld, int64_t& bytes) {
+                                   float* HWY_RESTRICT buf, int64_t& ld, int64_t& bytes, int64_t ahead = 0) {
   const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride + j0 * kv.pos_stride;
   const int64_t ldb = (n + 15) & ~int64_t{15};
   switch (kv.type) {
     case DType::F32:
       bytes += rows * static_cast<int64_t>(KvRowF32::RowBytes(n));
       if (kv.pos_stride % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 4 == 0) {
+        const uint8_t* next = src + rows * kv.pos_stride;
+        for (int64_t j = 0; j < ahead; ++j)
+          for (size_t off = 0; off < KvRowF32::RowBytes(n); off += 64) PrefetchL2(next + j * kv.pos_stride + off);
         ld = kv.pos_stride / 4;
         return reinterpret_cast<const float*>(src);
       }
-      LoadRows<KvRowF32>(d, src, kv.pos_stride, rows, n, buf, ldb);
+      LoadRows<KvRowF32>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead);
       break;
     case DType::F16:
       bytes += rows * static_cast<int64_t>(KvRowF16::RowBytes(n));
-      LoadRows<KvRowF16>(d, src, kv.pos_stride, rows, n, buf, ldb);
+      LoadRows<KvRowF16>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead);
       break;
     case DType::Q8_0:
       bytes += rows * static_cast<int64_t>(KvRowQ8_0::RowBytes(n));
-      LoadRows<KvRowQ8_0>(d, src, kv.pos_stride, rows, n, buf, ldb);
+      LoadRows<KvRowQ8_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead);
       break;
     default:
       fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0)", dtype_name(kv.type));
@@ -124,23 +145,6 @@ HWY_INLINE size_t KvRowBytes(const KvView& kv, int32_t n) {
     case DType::Q8_0: return KvRowQ8_0::RowBytes(n);
     default: return 0;
   }
-}
-
-// Prefetch into L2, not L1: the tile being computed and its scratch already fill most of the L1.
-HWY_INLINE void PrefetchL2(const void* p) {
-#if HWY_ARCH_X86
-  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
-#else
-  hwy::Prefetch(static_cast<const uint8_t*>(p));
-#endif
-}
-
-// Asks for rows j0 .. j0+rows-1 to be brought into the cache (the tile after the one being computed).
-HWY_INLINE void PrefetchKvTile(const KvView& kv, int32_t head, int64_t j0, int64_t rows, int32_t n) {
-  const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride + j0 * kv.pos_stride;
-  const size_t rb = KvRowBytes(kv, n);
-  for (int64_t j = 0; j < rows; ++j)
-    for (size_t off = 0; off < rb; off += 64) PrefetchL2(src + j * kv.pos_stride + off);
 }
 
 }  // namespace strata::kernels::HWY_NAMESPACE

@@ -329,8 +329,11 @@ void RunItemT(DQ dq, DV dv, const detail::AttnItem& it, AttentionIoStats& st) {
     for (int32_t x = 0; x < nh; ++x) {
       const int32_t h = (it.kv_head + x) * group + static_cast<int32_t>(r % group);
       const float* qr = it.q + (qi * s.n_head + h) * hd;
-      float* q2 = q2_all + x * q2_size;
-      for (int32_t c = 0; c < hd; ++c) q2[(c / 2) * rp2 + 2 * r + (c & 1)] = qr[c] * s.scale;
+      float* dst = q2_all + x * q2_size + 2 * r;
+      for (int32_t c = 0; c < hd; c += 2, dst += rp2) {
+        dst[0] = qr[c] * s.scale;
+        dst[1] = qr[c + 1] * s.scale;
+      }
     }
   }
   st.q_bytes += nh * R * hd * 4;
@@ -339,26 +342,24 @@ void RunItemT(DQ dq, DV dv, const detail::AttnItem& it, AttentionIoStats& st) {
   std::fill(m2_all, m2_all + nh * v_size, -kInf);
 
   // Shared max estimate: each row's scores against key 0 and against its own last key (real scores, so
-  // never above the true max: nothing that matters underflows).
-  if (it.seed_max && it.n_kv > 0) {
+  // never above the true max: nothing that matters underflows). The probe keys go through the same
+  // loader and score kernel as a tile: key 0, then each query position's last key.
+  if (it.seed_max && it.n_kv > 0 && it.q_count + 1 <= T) {
     for (int32_t x = 0; x < nh; ++x) {
       int64_t ld;
-      const float* q2 = q2_all + x * q2_size;
+      const float* row0 = LoadKvTile(dl, *it.k, it.kv_head + x, 0, 1, hd, kbuf, ld, st.k_bytes);
+      if (row0 != kbuf) std::memcpy(kbuf, row0, hd * 4);  // f32 rows come straight from the cache
+      for (int64_t i = 0; i < it.q_count; ++i) {
+        const int64_t last = s.causal ? it.q_pos0 + it.q_begin + i : it.n_kv - 1;
+        const float* row = LoadKvTile(dl, *it.k, it.kv_head + x, last, 1, hd, kbuf + (i + 1) * ldb, ld, st.k_bytes);
+        if (row != kbuf + (i + 1) * ldb) std::memcpy(kbuf + (i + 1) * ldb, row, hd * 4);
+      }
+      Scores(dq, q2_all + x * q2_size, rp2, nrv, kbuf, ldb, hd, it.q_count + 1, s2);
       float* m2 = m2_all + x * v_size;
-      const float* k0 = LoadKvTile(dl, *it.k, it.kv_head + x, 0, 1, hd, kbuf, ld, st.k_bytes);
-      for (int64_t qi = it.q_begin; qi < it.q_begin + it.q_count; ++qi) {
-        const int64_t last = s.causal ? it.q_pos0 + qi : it.n_kv - 1;
-        const float* kl = LoadKvTile(dl, *it.k, it.kv_head + x, last, 1, hd, vbuf, ld, st.k_bytes);
-        for (int32_t g = 0; g < group; ++g) {
-          const int64_t r = (qi - it.q_begin) * group + g;
-          float s0 = 0, s1 = 0;
-          for (int32_t c = 0; c < hd; ++c) {
-            const float qc = q2[(c / 2) * rp2 + 2 * r + (c & 1)];
-            s0 += qc * k0[c];
-            s1 += qc * kl[c];
-          }
-          m2[2 * r] = m2[2 * r + 1] = std::max(s0, s1);
-        }
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t own = r / group + 1;  // probe index of the row's last key
+        const float s0 = s2[2 * r], s1 = s2[(own / 2) * rp2 + 2 * r + (own & 1)];
+        m2[2 * r] = m2[2 * r + 1] = std::max(s0, s1);
       }
     }
   }
@@ -368,21 +369,15 @@ void RunItemT(DQ dq, DV dv, const detail::AttnItem& it, AttentionIoStats& st) {
   const int64_t min_lim = s.causal ? it.q_pos0 + it.q_begin : std::numeric_limits<int64_t>::max();
   for (int64_t j0 = it.kv_begin; j0 < j_end; j0 += T) {
     const int64_t jt = std::min(T, j_end - j0);
-    if (j0 + jt < j_end) {  // the next tile streams in while this one is computed
-      const int64_t jn = std::min(T, j_end - j0 - jt);
-      for (int32_t x = 0; x < nh; ++x) {
-        PrefetchKvTile(*it.k, it.kv_head + x, j0 + jt, jn, hd);
-        PrefetchKvTile(*it.v, it.kv_head + x, j0 + jt, jn, hd);
-      }
-    }
+    const int64_t ahead = std::min(T, j_end - j0 - jt);  // the next tile streams in while this one is computed
     for (int32_t x = 0; x < nh; ++x) {
       int64_t ldk, ldv;
-      const float* kt = LoadKvTile(dl, *it.k, it.kv_head + x, j0, jt, hd, kbuf, ldk, st.k_bytes);
+      const float* kt = LoadKvTile(dl, *it.k, it.kv_head + x, j0, jt, hd, kbuf, ldk, st.k_bytes, ahead);
       Scores(dq, q2_all + x * q2_size, rp2, nrv, kt, ldk, hd, jt, s2);
       if (j0 + jt - 1 > min_lim) MaskTile(dq, s2, rp2, nrv, j0, jt, lim2);
       const bool rescale = SoftmaxTile(dq, s2, rp2, nrv, jt, m2_all + x * v_size, l2_all + x * v_size, alpha2,
                                        it.max_slack, st.rescales);
-      const float* vt = LoadKvTile(dl, *it.v, it.kv_head + x, j0, jt, hd, vbuf, ldv, st.v_bytes);
+      const float* vt = LoadKvTile(dl, *it.v, it.kv_head + x, j0, jt, hd, vbuf, ldv, st.v_bytes, ahead);
       Pv(dv, o_all + x * o_size, ldo, R, alpha2, rescale, s2, rp2, vt, ldv, hd, jt);
       ++st.kv_tiles;
     }

@@ -81,7 +81,8 @@ void rope_inv_freq(int n_rot, double base, double freq_scale, const float* freq_
 void rope(float* x, int64_t n_tok, int n_head, int head_dim, int n_rot, int64_t pos0, const float* inv_freq,
           RopeMode mode) {
   const int half = n_rot / 2;
-  std::vector<float> cs(static_cast<size_t>(2 * half));  // cos, sin of each pair's angle at this position
+  thread_local std::vector<float> cs;  // cos, sin of each pair's angle at this position
+  cs.resize(static_cast<size_t>(2 * half));
   for (int64_t t = 0; t < n_tok; ++t) {
     const double pos = static_cast<double>(pos0 + t);
     for (int i = 0; i < half; ++i) {

@@ -10,8 +10,8 @@
 
 namespace strata::kernels {
 
-// log(sum_i exp(scale * x[i])) in one pass over x (pass 1). scale is 1/temperature. Logits below
-// -1e30/scale count as -inf; returns -inf when every logit is -inf (or n == 0).
+// log(sum_i exp(scale * x[i])) in one pass over x (pass 1). scale is 1/temperature. Scaled logits below
+// -1e6 count as -inf (probability 0); returns -inf when every logit is -inf (or n == 0).
 float log_sum_exp(const float* x, int64_t n, float scale = 1.f);
 
 // y[i] = exp(scale * x[i] - lse) with lse = log_sum_exp(x, n, scale): both passes. y may alias x.
@@ -30,13 +30,5 @@ struct TokenCandidate {
 // first 256 candidates and k <= 0). Returns log_sum_exp(x, n, scale).
 float softmax_top_k(const float* x, int64_t n, float scale, int32_t k, float top_p,
                     std::vector<TokenCandidate>& out);
-
-namespace ref {
-// Scalar references (float64): the specification of the functions above.
-double log_sum_exp(const float* x, int64_t n, float scale = 1.f);
-double softmax(const float* x, float* y, int64_t n, float scale = 1.f);
-void softmax_top_k(const float* x, int64_t n, float scale, int32_t k, float top_p,
-                   std::vector<TokenCandidate>& out);
-}  // namespace ref
 
 }  // namespace strata::kernels

@@ -277,7 +277,7 @@ void axpy_row(KvFormat f, const FormatParams& p, float w, const uint8_t* src, fl
   RowScratch t(p.head_dim), o(p.head_dim);
   axpy_range(f, p.head_dim, &w, src, 0, 0, 1, t.data());
   finish_output(f, p, t.data(), o.data());
-  for (int c = 0; c < p.head_dim; ++c) acc[c] += o[c];
+  for (int c = 0; c < p.head_dim; ++c) acc[c] += o.data()[c];
 }
 
 double model_bytes_per_token(const KvFormatSpec& s, int32_t n_layer, int32_t n_head_kv, int32_t head_dim) {

@@ -2,6 +2,7 @@
 // llama.cpp are in test_quant_llamacpp.cpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -78,7 +79,10 @@ TEST(Formats, Q8_1SumMatchesQuants) {
     EXPECT_EQ(std::memcmp(a[i].qs, b[i].qs, 32), 0);
     int sum = 0;
     for (int8_t q : b[i].qs) sum += q;
-    EXPECT_EQ(b[i].s, f32_to_fp16(static_cast<float>(sum) * fp16_to_f32(b[i].d))) << i;
+    // ggml multiplies by the float scale amax / 127, before its rounding to fp16.
+    float amax = 0;
+    for (int l = 0; l < 32; ++l) amax = std::max(amax, std::fabs(x[32 * i + l]));
+    EXPECT_EQ(b[i].s, f32_to_fp16(static_cast<float>(sum) * (amax / 127))) << i;
   }
 }
 

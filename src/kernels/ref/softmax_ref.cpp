@@ -1,10 +1,10 @@
-// Scalar float64 references of kernels/softmax.h: max, sum of exp, divide (three passes, materialized).
+// Scalar float64 references of kernels/softmax.h: max, sum of exp, divide (three passes).
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
-#include "kernels/softmax.h"
+#include "kernels/ref/softmax_ref.h"
 
 namespace strata::kernels::ref {
 
