@@ -5,6 +5,8 @@
 //     ~30 GB/s on 2 threads here), io_MB = all bytes it counted per call.
 //   BM_AttnDecodeHot: the same with one cache (L2/L3 resident): the compute ceiling of the kernel.
 //   BM_AttnPrefill/<n>/<threads>: causal prefill of n tokens (GFLOP/s counts 4·n²/2·d per head).
+//   BM_Softmax/<n>, BM_SoftmaxTopK/<n>: two-pass softmax over a vocabulary (GB/s of logits read+written),
+//     and the fused top-40/top-0.95 selection (one read).
 // fmt: 0 = f16, 1 = q8_0, 2 = f32.
 #include <benchmark/benchmark.h>
 
@@ -17,6 +19,7 @@
 
 #include "core/fp16.h"
 #include "kernels/attention.h"
+#include "kernels/softmax.h"
 
 namespace {
 
@@ -136,8 +139,40 @@ void BM_AttnPrefill(benchmark::State& state) {
   state.counters["GFLOP/s"] =
       benchmark::Counter(flops * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["io_MB"] = static_cast<double>(st.total_bytes()) * 1e-6;
+  // The I/O-complexity yardstick with M = the L2 (per core), elements of the KV format (f16).
+  state.counters["bound_MB"] =
+      kHeads * kernels::attention_io_bound_bytes(n, n, kDim, kernels::cache_sizes().l2, 2) * 1e-6;
   state.counters["q_tile"] = st.config.q_tile;
   state.counters["kv_tile"] = st.config.kv_tile;
+}
+
+std::vector<float> vocab_logits(int64_t n) {
+  std::vector<float> x(static_cast<size_t>(n));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.f, 3.f);
+  for (auto& e : x) e = nd(rng);
+  return x;
+}
+
+void BM_Softmax(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto x = vocab_logits(n);
+  std::vector<float> y(x.size());
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(kernels::softmax(x.data(), y.data(), n, 1.f / 0.8f));
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = benchmark::Counter(12.0 * static_cast<double>(n) * 1e-9 * static_cast<double>(state.iterations()),
+                                              benchmark::Counter::kIsRate);  // 2 reads + 1 write
+}
+
+void BM_SoftmaxTopK(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto x = vocab_logits(n);
+  std::vector<kernels::TokenCandidate> cands;
+  for (auto _ : state) benchmark::DoNotOptimize(kernels::softmax_top_k(x.data(), n, 1.f / 0.8f, 40, 0.95f, cands));
+  state.counters["GB/s"] = benchmark::Counter(4.0 * static_cast<double>(n) * 1e-9 * static_cast<double>(state.iterations()),
+                                              benchmark::Counter::kIsRate);
 }
 
 void decode_args(benchmark::internal::Benchmark* b) {
@@ -152,6 +187,8 @@ void decode_args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_AttnDecode)->Apply(decode_args);
 BENCHMARK(BM_AttnDecodeHot)->Args({4096, 1, 0})->Args({4096, 2, 0})->ArgNames({"kv", "threads", "fmt"})->UseRealTime();
+BENCHMARK(BM_Softmax)->Arg(32000)->Arg(151936);
+BENCHMARK(BM_SoftmaxTopK)->Arg(32000)->Arg(151936);
 BENCHMARK(BM_AttnPrefill)->Args({512, 2})->Args({2048, 2})->Args({2048, 1})->ArgNames({"n", "threads"})->UseRealTime();
 
 }  // namespace

@@ -4,6 +4,7 @@
 //   gemv_cold/<type>/<rows>x<cols>/t<threads>/<target>   one token; cycles through >= 1 GiB of distinct
 //                                                        weights, so every byte comes from DRAM (decode)
 //   gemm/<type>/<rows>x<cols>/n<tokens>/t<threads>/<target>   prompt processing
+//   dram_read/t<threads>                                  a plain streaming read of the same >= 1 GiB
 // Counters: GB/s = weight bytes read per second (file size of the matrix, not the repacked copy);
 // bw% = GB/s over the DRAM read bandwidth `strata probe` measured with as many threads (from
 // ~/.cache/strata/profile.json, when present); GFLOP/s = 2 * rows * cols * tokens per second.
@@ -125,6 +126,28 @@ void run(benchmark::State& state, const Config& c) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// The yardstick measured in the same run: a streaming read-only pass over the same amount of memory as
+// the cold GEMVs, split over the threads like a GEMV (compare gemv_cold with it side by side).
+void dram_read(benchmark::State& state, int threads) {
+  strata::ThreadPool pool(threads);
+  const size_t n = static_cast<size_t>(g_cold_bytes) / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n, 1);
+  std::vector<uint64_t> sums(threads);
+  for (auto _ : state) {
+    pool.run([&](int w) {
+      int64_t b, e;
+      strata::split_range(static_cast<int64_t>(n / 8), threads, w, b, e);
+      uint64_t s[8] = {};
+      for (int64_t i = b * 8; i < e * 8; i += 8)
+        for (int j = 0; j < 8; ++j) s[j] += buf[i + j];
+      sums[w] = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+    });
+    benchmark::DoNotOptimize(sums.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n * 8) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
 std::string shape_name(const Config& c) { return std::to_string(c.rows) + "x" + std::to_string(c.cols); }
 
 void register_all(const std::vector<int64_t>& targets, bool file_layout) {
@@ -134,6 +157,12 @@ void register_all(const std::vector<int64_t>& targets, bool file_layout) {
   // tinyllama-1.1b: attention 2048x2048, FFN gate/up 5632x2048, FFN down 2048x5632, output 32000x2048.
   const Shape gemv_shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
   const Shape gemm_shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
+  for (int threads : {1, 2}) {
+    benchmark::RegisterBenchmark(("dram_read/t" + std::to_string(threads)).c_str(),
+                                 [threads](benchmark::State& st) { dram_read(st, threads); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
   for (int64_t target : targets) {
     const std::string tname = hwy::TargetName(target);
     for (const auto& k : kernels::matmul_kernels()) {

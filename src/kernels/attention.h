@@ -40,7 +40,7 @@ void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_p
 // A work item is (KV heads, query tile, KV split); the query rows of an item are q_tile positions × the
 // group's query heads, so each K/V tile is dequantized once and used by every query head of the group.
 struct AttentionConfig {
-  int32_t kv_tile = 0;    // keys per K/V tile (K and V tiles, dequantized to f32, fit in half the L1)
+  int32_t kv_tile = 0;    // keys per K/V tile (K and V tiles in f32 fit in 3/4 of the L1, 1/3 decoding)
   int32_t q_tile = 0;     // query positions per item (Q, O and a score tile of its rows fit in half the L2)
   int32_t kv_splits = 0;  // KV chunks per (KV heads, query tile), combined at the end (flash-decoding)
   // KV heads per item, processed tile by tile together so a token-major cache ([pos][head][dim]) is read
@@ -85,6 +85,14 @@ struct CacheSizes {
   int64_t l3 = 8 << 20;
 };
 const CacheSizes& cache_sizes();
+
+// The yardstick of "The I/O Complexity of Attention": exact attention of n_q queries over n_kv keys of
+// head_dim d must move Ω(n_q·n_kv·d²/M) elements between memory and a cache of M elements (M >= d²), besides
+// reading its inputs and writing its output once; FlashAttention's tiling attains it. Returns, per query
+// head, max(n_q·n_kv·d²/M, (n_q + 2·n_kv + n_q)·d) elements × elem_bytes, with M = cache_bytes/elem_bytes
+// (constant factor 1): the number `strata bench attn` prints beside AttentionIoStats::total_bytes().
+double attention_io_bound_bytes(int64_t n_q, int64_t n_kv, int32_t head_dim, int64_t cache_bytes,
+                                int32_t elem_bytes);
 
 // The tiling attention() uses for this call: the zero fields of `config` filled in.
 AttentionConfig resolve_attention_config(const AttentionShape& s, int64_t n_q, int64_t n_kv, int n_threads,

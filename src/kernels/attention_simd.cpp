@@ -447,12 +447,8 @@ void RunItem(const detail::AttnItem& it, AttentionIoStats& st) {
     std::fill(acc.begin(), acc.end(), 0.f);
     for (int64_t j = it.kv_begin; j < end; ++j) {
       int64_t ld;
-      LoadKvTile(d, *it.k, hk, j, 1, hd, kr.data(), ld, st.k_bytes);
-      LoadKvTile(d, *it.v, hk, j, 1, hd, vr.data(), ld, st.v_bytes);
-      const float* kp = it.k->type == DType::F32 ? static_cast<const float*>(nullptr) : kr.data();
-      const float* vp = it.v->type == DType::F32 ? static_cast<const float*>(nullptr) : vr.data();
-      if (!kp) kp = reinterpret_cast<const float*>(static_cast<const uint8_t*>(it.k->data) + hk * it.k->head_stride + j * it.k->pos_stride);
-      if (!vp) vp = reinterpret_cast<const float*>(static_cast<const uint8_t*>(it.v->data) + hk * it.v->head_stride + j * it.v->pos_stride);
+      const float* kp = LoadKvTile(d, *it.k, hk, j, 1, hd, kr.data(), ld, st.k_bytes);
+      const float* vp = LoadKvTile(d, *it.v, hk, j, 1, hd, vr.data(), ld, st.v_bytes);
       float sc = 0;
       for (int32_t c = 0; c < hd; ++c) sc += q[c] * s.scale * kp[c];
       if (sc > m) {

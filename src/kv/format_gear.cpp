@@ -16,13 +16,14 @@ namespace strata::kv {
 namespace {
 
 using rows::load_u16;
+using rows::quant_clamp;
 using rows::store_u16;
 
 constexpr int kHeader = 12;  // u8 bits, axis, rank, 0; u16 chunk, max_outliers, n_outliers, 0
 enum Axis : uint8_t { kPerChannel = 0, kPerToken = 1 };
 
 // fp16 with saturation (KV values beyond ±65504 would become inf).
-uint16_t to_f16(float x) { return f32_to_fp16(std::fmin(std::fmax(x, -65504.f), 65504.f)); }
+uint16_t to_f16(float x) { return f32_to_fp16(std::min(std::max(x, -65504.f), 65504.f)); }
 float f16r(float x) { return fp16_to_f32(to_f16(x)); }
 
 struct Layout {
@@ -48,57 +49,87 @@ struct Layout {
   }
 };
 
-int code_at(const uint8_t* row, int bits, int c) {
-  return bits == 2 ? (row[c >> 2] >> ((c & 3) * 2)) & 3 : (row[c >> 1] >> ((c & 1) * 4)) & 15;
-}
 void put_code(uint8_t* row, int bits, int c, int q) {
   if (bits == 2)
     row[c >> 2] = static_cast<uint8_t>(row[c >> 2] | (q << ((c & 3) * 2)));
   else
     row[c >> 1] = static_cast<uint8_t>(row[c >> 1] | (q << ((c & 1) * 4)));
 }
+// The codes of one token as floats (out: d values).
+void unpack_codes(const uint8_t* row, int bits, int d, float* out) {
+  if (bits == 2) {
+    for (int c = 0; c < d; c += 4) {
+      const uint8_t b = row[c >> 2];
+      out[c] = b & 3; out[c + 1] = (b >> 2) & 3; out[c + 2] = (b >> 4) & 3; out[c + 3] = b >> 6;
+    }
+  } else {
+    for (int c = 0; c < d; c += 2) {
+      const uint8_t b = row[c >> 1];
+      out[c] = b & 15; out[c + 1] = b >> 4;
+    }
+  }
+}
+
+// The groups of an axis: per channel, channel c over the chunk's tokens (stride d); per token, tok_group
+// consecutive channels of one token.
+int n_groups_of(const Layout& L, Axis axis) { return axis == kPerChannel ? L.d : L.chunk * (L.d / L.tok_group); }
+int group_size(const Layout& L, Axis axis) { return axis == kPerChannel ? L.chunk : L.tok_group; }
+// Flat index of member j of group g.
+int member(const Layout& L, Axis axis, int g, int j) {
+  if (axis == kPerChannel) return j * L.d + g;
+  const int per_tok = L.d / L.tok_group;
+  return (g / per_tok) * L.d + (g % per_tok) * L.tok_group + j;
+}
 
 // Greedy choice of k outliers: repeatedly drop the group extreme (max or min) whose removal shrinks its
-// group's squared range (times the group's size, ∝ its quantization error) the most.
+// group's squared range (times its size, ∝ its quantization error) the most. Each group's two largest and
+// two smallest remaining values are found by a scan, redone only for the group that lost one: O(n + k·size).
 std::vector<uint8_t> select_outliers(const float* x, const Layout& L, Axis axis, int k) {
-  const int n = L.chunk * L.d;
+  const int n = L.chunk * L.d, G = n_groups_of(L, axis), size = group_size(L, axis);
   std::vector<uint8_t> is_out(n, 0);
   if (k <= 0) return is_out;
-  std::vector<std::vector<int>> members(axis == kPerChannel ? L.d : L.chunk * (L.d / L.tok_group));
-  for (int t = 0; t < L.chunk; ++t)
-    for (int c = 0; c < L.d; ++c) members[L.group(axis, t, c)].push_back(t * L.d + c);
-  struct State { int lo, hi; };
-  std::vector<State> st(members.size());
-  for (size_t g = 0; g < members.size(); ++g) {
-    auto& m = members[g];
-    std::sort(m.begin(), m.end(), [&](int a, int b) { return x[a] < x[b] || (x[a] == x[b] && a < b); });
-    st[g] = {0, static_cast<int>(m.size()) - 1};
-  }
-  struct Cand { double gain; int g; bool high; int lo, hi; };
+  struct Ext { int hi, hi2, lo, lo2, cnt; };  // flat indices of the extremes, remaining count
+  std::vector<Ext> ext(G);
+  auto scan = [&](int g) {
+    Ext e{-1, -1, -1, -1, 0};
+    for (int j = 0; j < size; ++j) {
+      const int i = member(L, axis, g, j);
+      if (is_out[i]) continue;
+      ++e.cnt;
+      if (e.hi < 0 || x[i] > x[e.hi]) { e.hi2 = e.hi; e.hi = i; }
+      else if (e.hi2 < 0 || x[i] > x[e.hi2]) e.hi2 = i;
+      if (e.lo < 0 || x[i] < x[e.lo]) { e.lo2 = e.lo; e.lo = i; }
+      else if (e.lo2 < 0 || x[i] < x[e.lo2]) e.lo2 = i;
+    }
+    ext[g] = e;
+  };
+  struct Cand { double gain; int g; bool high; int version; };
   auto cmp = [](const Cand& a, const Cand& b) { return a.gain < b.gain || (a.gain == b.gain && a.g > b.g); };
   std::priority_queue<Cand, std::vector<Cand>, decltype(cmp)> pq(cmp);
+  std::vector<int> version(G, 0);
   auto push = [&](int g) {
-    const auto& m = members[g];
-    const State s = st[g];
-    if (s.hi - s.lo < 2) return;  // keep at least two values in a group
-    const double r = x[m[s.hi]] - x[m[s.lo]];
-    const double r_hi = x[m[s.hi - 1]] - x[m[s.lo]], r_lo = x[m[s.hi]] - x[m[s.lo + 1]];
-    const double cnt = s.hi - s.lo + 1;
+    const Ext& e = ext[g];
+    if (e.cnt < 3) return;  // keep at least two values in a group
+    const double r = x[e.hi] - x[e.lo];
+    const double r_hi = x[e.hi2] - x[e.lo], r_lo = x[e.hi] - x[e.lo2];
     const bool high = r_hi <= r_lo;
     const double r2 = high ? r_hi : r_lo;
-    pq.push({cnt * (r * r - r2 * r2), g, high, s.lo, s.hi});
+    pq.push({e.cnt * (r * r - r2 * r2), g, high, version[g]});
   };
-  for (size_t g = 0; g < members.size(); ++g) push(static_cast<int>(g));
+  for (int g = 0; g < G; ++g) {
+    scan(g);
+    push(g);
+  }
   int taken = 0;
   while (taken < k && !pq.empty()) {
     const Cand c = pq.top();
     pq.pop();
-    if (c.gain <= 0) break;  // nothing left that stretches a range
-    State& s = st[c.g];
-    if (s.lo != c.lo || s.hi != c.hi) continue;  // stale
-    is_out[members[c.g][c.high ? s.hi : s.lo]] = 1;
-    (c.high ? s.hi : s.lo) += c.high ? -1 : 1;
+    if (c.version != version[c.g]) continue;  // stale
+    if (c.gain <= 0) break;                   // nothing left that stretches a range
+    is_out[c.high ? ext[c.g].hi : ext[c.g].lo] = 1;
     ++taken;
+    ++version[c.g];
+    scan(c.g);
     push(c.g);
   }
   return is_out;
@@ -112,71 +143,68 @@ struct Base {
   double err = 0;                 // squared error over non-outliers
 };
 
-// Squared error of quantizing v with (s, m) to levels 0 .. levels.
-double group_err(const std::vector<float>& v, float s, float m, int levels) {
-  double e = 0;
-  for (float x : v) {
-    const float q = s > 0 ? std::nearbyint(std::fmin(std::fmax((x - m) / s, 0.f), static_cast<float>(levels))) : 0.f;
-    e += (x - (q * s + m)) * static_cast<double>(x - (q * s + m));
-  }
-  return e;
-}
-
-// Scale and min (fp16-rounded) for one group: the min-max grid, refined by alternating code assignment
-// and a least-squares fit of (s, m) (clipping the extremes when that lowers the squared error), from the
-// full range and from a range shrunk by 15%. Matters most at 2 bits.
-void fit_group(const std::vector<float>& v, int levels, float& s_out, float& m_out) {
-  if (v.empty()) { s_out = m_out = 0; return; }
-  const auto [lo_it, hi_it] = std::minmax_element(v.begin(), v.end());
-  const float lo = *lo_it, hi = *hi_it;
+// Scale and min (fp16-rounded) for one group's values v: the min-max grid, refined by alternating code
+// assignment and a least-squares fit of (s, m) (clipping the extremes when that lowers the squared error),
+// from the full range and from a range shrunk by 15%; the best grid seen wins. Matters most at 2 bits.
+void fit_group(const float* v, int n, int levels, float& s_out, float& m_out) {
+  if (n == 0) { s_out = m_out = 0; return; }
+  float lo = v[0], hi = v[0];
+  for (int i = 1; i < n; ++i) { lo = std::min(lo, v[i]); hi = std::max(hi, v[i]); }
   m_out = f16r(lo);
   s_out = f16r((hi - m_out) / levels);
-  double best = group_err(v, s_out, m_out, levels);
-  if (!(hi > lo)) return;
+  if (!(hi > lo) || !(s_out > 0)) return;
+  float best = INFINITY;
   for (float shrink : {1.0f, 0.85f}) {
-    const float mid = 0.5f * (lo + hi), half = 0.5f * (hi - lo) * shrink;
-    double m = mid - half, sc = 2 * half / levels;
-    for (int it = 0; it < 4; ++it) {
-      double n = 0, sq = 0, sqq = 0, sx = 0, sqx = 0;
-      for (float x : v) {
-        const double q = std::nearbyint(std::fmin(std::fmax((x - m) / sc, 0.0), static_cast<double>(levels)));
-        n += 1; sq += q; sqq += q * q; sx += x; sqx += q * x;
+    const float half = 0.5f * (hi - lo) * shrink;
+    float m = shrink == 1.0f ? m_out : f16r(0.5f * (lo + hi) - half);
+    float s = shrink == 1.0f ? s_out : f16r(2 * half / levels);
+    for (int it = 0; it < 4 && s > 0; ++it) {
+      // Assign codes with the current (fp16) grid; its error and the sums of the least-squares fit.
+      // Float sums (groups are small; this loop vectorizes), the fit itself in double.
+      const float inv = 1.f / s;
+      float err = 0, sq = 0, sqq = 0, sx = 0, sqx = 0;
+      for (int i = 0; i < n; ++i) {
+        const float q = static_cast<float>(quant_clamp((v[i] - m) * inv, 0, levels));
+        const float r = v[i] - (q * s + m);
+        err += r * r;
+        sq += q; sqq += q * q; sx += v[i]; sqx += q * v[i];
       }
-      const double det = n * sqq - sq * sq;
+      if (err < best) { best = err; s_out = s; m_out = m; }
+      const double det = static_cast<double>(n) * sqq - static_cast<double>(sq) * sq;
       if (det <= 0) break;
-      const double s_new = (n * sqx - sq * sx) / det;
+      const double s_new = (static_cast<double>(n) * sqx - static_cast<double>(sq) * sx) / det;
       if (!(s_new > 0)) break;
-      sc = s_new;
-      m = (sx - sc * sq) / n;
-      const float sf = f16r(static_cast<float>(sc)), mf = f16r(static_cast<float>(m));
-      const double e = group_err(v, sf, mf, levels);
-      if (e < best) { best = e; s_out = sf; m_out = mf; }
+      const float s2 = f16r(static_cast<float>(s_new)), m2 = f16r(static_cast<float>((sx - s_new * sq) / n));
+      if (s2 == s && m2 == m) break;  // converged
+      s = s2;
+      m = m2;
     }
   }
 }
 
 Base quantize_base(const float* x, const Layout& L, Axis axis, const std::vector<uint8_t>& is_out) {
-  const int n_groups = axis == kPerChannel ? L.d : L.chunk * (L.d / L.tok_group);
+  const int G = n_groups_of(L, axis), size = group_size(L, axis);
   const int levels = (1 << L.bits) - 1;
   Base b;
   b.axis = axis;
-  std::vector<std::vector<float>> vals(n_groups);
-  for (int t = 0; t < L.chunk; ++t)
-    for (int c = 0; c < L.d; ++c) {
-      const int i = t * L.d + c;
-      if (!is_out[i]) vals[L.group(axis, t, c)].push_back(x[i]);
+  b.scale.resize(G);
+  b.min.resize(G);
+  std::vector<float> vals(size);
+  for (int g = 0; g < G; ++g) {
+    int n = 0;
+    for (int j = 0; j < size; ++j) {
+      const int i = member(L, axis, g, j);
+      if (!is_out[i]) vals[n++] = x[i];
     }
-  b.scale.resize(n_groups);
-  b.min.resize(n_groups);
-  for (int g = 0; g < n_groups; ++g) fit_group(vals[g], levels, b.scale[g], b.min[g]);
+    fit_group(vals.data(), n, levels, b.scale[g], b.min[g]);
+  }
   b.codes.resize(static_cast<size_t>(L.chunk) * L.d);
   b.deq.resize(b.codes.size());
   for (int t = 0; t < L.chunk; ++t)
     for (int c = 0; c < L.d; ++c) {
       const int i = t * L.d + c, g = L.group(axis, t, c);
       const float s = b.scale[g], m = b.min[g];
-      const float v = s > 0 ? (x[i] - m) / s : 0.f;
-      const int q = static_cast<int>(std::nearbyint(std::fmin(std::fmax(v, 0.f), static_cast<float>(levels))));
+      const int q = s > 0 ? quant_clamp((x[i] - m) * (1.f / s), 0, levels) : 0;
       b.codes[i] = static_cast<uint8_t>(q);
       b.deq[i] = q * s + m;
       if (!is_out[i]) b.err += (x[i] - b.deq[i]) * static_cast<double>(x[i] - b.deq[i]);
@@ -363,77 +391,104 @@ void gear_encode_chunk(const float* x, uint8_t* dst, int32_t head_dim, const Gea
   store_u16(dst + 8, static_cast<uint16_t>(n_out));
 }
 
-void gear_decode_chunk(const uint8_t* src, int32_t head_dim, int32_t t0, int32_t t1, float* out) {
+namespace {
+
+// A chunk's parameters as floats, converted once per call: per-channel scale/min (per-channel axis) and
+// the low-rank factor B. Per-token scales are converted per row.
+struct Params {
+  std::array<float, kGearMaxHeadDim> scale, min;  // per channel (per-channel axis only)
+  std::vector<float> b;                           // [rank][d]
+  explicit Params(const View& v) {
+    const int d = v.L.d;
+    if (v.axis == kPerChannel)
+      for (int c = 0; c < d; ++c) {
+        scale[c] = v.scale(c);
+        min[c] = v.min(c);
+      }
+    b.resize(static_cast<size_t>(v.L.rank) * d);
+    for (int k = 0; k < v.L.rank; ++k)
+      for (int c = 0; c < d; ++c) b[k * d + c] = v.b(k, c);
+  }
+};
+
+}  // namespace
+
+void gear_decode_chunk(const uint8_t* src, int32_t head_dim, int32_t t0, int32_t t1, float* out, int64_t ld) {
+  if (ld == 0) ld = head_dim;
   const View v = view_of(src, head_dim);
   const Layout& L = v.L;
-  const int d = head_dim;
+  const int d = head_dim, G = L.tok_group, ng = d / G;
   STRATA_ASSERT(0 <= t0 && t0 <= t1 && t1 <= L.chunk, "gear_decode_chunk: rows out of range");
+  const Params P(v);
+  std::array<float, kGearMaxHeadDim> code, lr;
   for (int t = t0; t < t1; ++t) {
-    const uint8_t* row = v.code_row(t);
-    float* o = out + static_cast<size_t>(t - t0) * d;
-    for (int c = 0; c < d; ++c) {
-      const int g = L.group(v.axis, t, c);
-      o[c] = code_at(row, L.bits, c) * v.scale(g) + v.min(g);
-      if (L.rank > 0) {
-        float lr = 0;
-        for (int k = 0; k < L.rank; ++k) lr += v.a(t, k) * v.b(k, c);
-        o[c] += lr;
+    float* o = out + (t - t0) * ld;
+    unpack_codes(v.code_row(t), L.bits, d, code.data());
+    if (v.axis == kPerChannel) {
+      for (int c = 0; c < d; ++c) o[c] = code[c] * P.scale[c] + P.min[c];
+    } else {
+      for (int g = 0; g < ng; ++g) {
+        const float s = v.scale(t * ng + g), m = v.min(t * ng + g);
+        for (int c = g * G; c < (g + 1) * G; ++c) o[c] = code[c] * s + m;
       }
+    }
+    if (L.rank > 0) {  // the same float operations, in the same order, as the encoder's reconstruction
+      std::fill(lr.begin(), lr.begin() + d, 0.f);
+      for (int k = 0; k < L.rank; ++k) {
+        const float a = v.a(t, k);
+        const float* bk = P.b.data() + k * d;
+        for (int c = 0; c < d; ++c) lr[c] += a * bk[c];
+      }
+      for (int c = 0; c < d; ++c) o[c] += lr[c];
     }
   }
   for (int i = v.first_outlier(t0 * d); i < v.n_out && v.idx(i) < t1 * d; ++i)
-    out[v.idx(i) - t0 * d] += v.val(i);
+    out[(v.idx(i) / d - t0) * ld + v.idx(i) % d] += v.val(i);
 }
 
 void gear_dot_chunk(const float* q, const uint8_t* src, int32_t head_dim, int32_t t0, int32_t t1,
                     float* scores) {
   const View v = view_of(src, head_dim);
   const Layout& L = v.L;
-  const int d = head_dim;
+  const int d = head_dim, G = L.tok_group, ng = d / G;
   STRATA_ASSERT(0 <= t0 && t0 <= t1 && t1 <= L.chunk, "gear_dot_chunk: rows out of range");
+  const Params P(v);
   // Low rank: u = B q once, then A[t]·u per token.
   std::array<float, 256> u{};
   for (int k = 0; k < L.rank; ++k) {
     float s = 0;
-    for (int c = 0; c < d; ++c) s += v.b(k, c) * q[c];
+    for (int c = 0; c < d; ++c) s += P.b[k * d + c] * q[c];
     u[k] = s;
   }
+  std::array<float, kGearMaxHeadDim> code, qs;
+  std::array<float, kGearMaxHeadDim / 16> qsum{};
+  float qm = 0;
   if (v.axis == kPerChannel) {
     // sum_c q_c (s_c code + m_c) = sum_c (q_c s_c) code + sum_c q_c m_c
-    std::array<float, kGearMaxHeadDim> qs;
-    float qm = 0;
     for (int c = 0; c < d; ++c) {
-      qs[c] = q[c] * v.scale(c);
-      qm += q[c] * v.min(c);
-    }
-    for (int t = t0; t < t1; ++t) {
-      const uint8_t* row = v.code_row(t);
-      float s = 0;
-      for (int c = 0; c < d; ++c) s += qs[c] * code_at(row, L.bits, c);
-      scores[t - t0] = s + qm;
+      qs[c] = q[c] * P.scale[c];
+      qm += q[c] * P.min[c];
     }
   } else {
-    const int G = L.tok_group, ng = d / G;
-    std::array<float, kGearMaxHeadDim / 16> qsum{};
     for (int g = 0; g < ng; ++g)
       for (int c = g * G; c < (g + 1) * G; ++c) qsum[g] += q[c];
-    for (int t = t0; t < t1; ++t) {
-      const uint8_t* row = v.code_row(t);
-      float s = 0;
+  }
+  for (int t = t0; t < t1; ++t) {
+    unpack_codes(v.code_row(t), L.bits, d, code.data());
+    float s = 0;
+    if (v.axis == kPerChannel) {
+      for (int c = 0; c < d; ++c) s += qs[c] * code[c];
+      s += qm;
+    } else {
       for (int g = 0; g < ng; ++g) {
         float sg = 0;
-        for (int c = g * G; c < (g + 1) * G; ++c) sg += q[c] * code_at(row, L.bits, c);
+        for (int c = g * G; c < (g + 1) * G; ++c) sg += q[c] * code[c];
         s += sg * v.scale(t * ng + g) + qsum[g] * v.min(t * ng + g);
       }
-      scores[t - t0] = s;
     }
+    for (int k = 0; k < L.rank; ++k) s += v.a(t, k) * u[k];
+    scores[t - t0] = s;
   }
-  if (L.rank > 0)
-    for (int t = t0; t < t1; ++t) {
-      float s = 0;
-      for (int k = 0; k < L.rank; ++k) s += v.a(t, k) * u[k];
-      scores[t - t0] += s;
-    }
   for (int i = v.first_outlier(t0 * d); i < v.n_out && v.idx(i) < t1 * d; ++i)
     scores[v.idx(i) / d - t0] += q[v.idx(i) % d] * v.val(i);
 }
@@ -442,38 +497,31 @@ void gear_axpy_chunk(const float* w, const uint8_t* src, int32_t head_dim, int32
                      float* acc) {
   const View v = view_of(src, head_dim);
   const Layout& L = v.L;
-  const int d = head_dim;
+  const int d = head_dim, G = L.tok_group, ng = d / G;
   STRATA_ASSERT(0 <= t0 && t0 <= t1 && t1 <= L.chunk, "gear_axpy_chunk: rows out of range");
-  if (v.axis == kPerChannel) {
-    // sum_t w_t (s_c code_tc + m_c) = s_c sum_t w_t code_tc + m_c sum_t w_t
-    std::array<float, kGearMaxHeadDim> wc{};
-    float wsum = 0;
-    for (int t = t0; t < t1; ++t) {
-      const uint8_t* row = v.code_row(t);
-      const float wt = w[t - t0];
+  const Params P(v);
+  std::array<float, kGearMaxHeadDim> code, wc{};
+  float wsum = 0;
+  std::array<float, 256> a{};  // sum_t w_t A[t]
+  for (int t = t0; t < t1; ++t) {
+    const float wt = w[t - t0];
+    unpack_codes(v.code_row(t), L.bits, d, code.data());
+    if (v.axis == kPerChannel) {
+      // sum_t w_t (s_c code_tc + m_c) = s_c sum_t w_t code_tc + m_c sum_t w_t
       wsum += wt;
-      for (int c = 0; c < d; ++c) wc[c] += wt * code_at(row, L.bits, c);
-    }
-    for (int c = 0; c < d; ++c) acc[c] += v.scale(c) * wc[c] + v.min(c) * wsum;
-  } else {
-    const int G = L.tok_group, ng = d / G;
-    for (int t = t0; t < t1; ++t) {
-      const uint8_t* row = v.code_row(t);
-      const float wt = w[t - t0];
+      for (int c = 0; c < d; ++c) wc[c] += wt * code[c];
+    } else {
       for (int g = 0; g < ng; ++g) {
         const float ws = wt * v.scale(t * ng + g), wm = wt * v.min(t * ng + g);
-        for (int c = g * G; c < (g + 1) * G; ++c) acc[c] += ws * code_at(row, L.bits, c) + wm;
+        for (int c = g * G; c < (g + 1) * G; ++c) acc[c] += ws * code[c] + wm;
       }
     }
+    for (int k = 0; k < L.rank; ++k) a[k] += wt * v.a(t, k);
   }
-  if (L.rank > 0) {
-    // sum_t w_t A[t]·B = (sum_t w_t A[t]) · B
-    std::array<float, 256> a{};
-    for (int t = t0; t < t1; ++t)
-      for (int k = 0; k < L.rank; ++k) a[k] += w[t - t0] * v.a(t, k);
-    for (int k = 0; k < L.rank; ++k)
-      for (int c = 0; c < d; ++c) acc[c] += a[k] * v.b(k, c);
-  }
+  if (v.axis == kPerChannel)
+    for (int c = 0; c < d; ++c) acc[c] += P.scale[c] * wc[c] + P.min[c] * wsum;
+  for (int k = 0; k < L.rank; ++k)  // (sum_t w_t A[t]) · B
+    for (int c = 0; c < d; ++c) acc[c] += a[k] * P.b[k * d + c];
   for (int i = v.first_outlier(t0 * d); i < v.n_out && v.idx(i) < t1 * d; ++i)
     acc[v.idx(i) % d] += w[v.idx(i) / d - t0] * v.val(i);
 }

@@ -41,8 +41,9 @@ int32_t gear_token_group(int32_t head_dim);
 void gear_encode_chunk(const float* x, uint8_t* dst, int32_t head_dim, const GearParams& p);
 
 // Rows t0 .. t1-1 of a chunk (0 <= t0 <= t1 <= chunk):
-// out [t1-t0][head_dim] = the decoded rows.
-void gear_decode_chunk(const uint8_t* src, int32_t head_dim, int32_t t0, int32_t t1, float* out);
+// the decoded rows, row t at out + (t - t0) * ld (ld = 0 means head_dim).
+void gear_decode_chunk(const uint8_t* src, int32_t head_dim, int32_t t0, int32_t t1, float* out,
+                       int64_t ld = 0);
 // scores[t - t0] = <q, decoded row t>, fused: base + low rank via B·q once + sparse corrections.
 void gear_dot_chunk(const float* q, const uint8_t* src, int32_t head_dim, int32_t t0, int32_t t1,
                     float* scores);

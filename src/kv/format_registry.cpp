@@ -207,16 +207,47 @@ void axpy_range(KvFormat f, int32_t head_dim, const float* w, const uint8_t* dat
 }
 
 void decode_range_stored(KvFormat f, int32_t head_dim, const uint8_t* data, int64_t unit_stride, int64_t p0,
-                         int64_t p1, float* out) {
+                         int64_t p1, float* out, int64_t ld) {
+  if (ld == 0) ld = head_dim;
+  STRATA_ASSERT(ld >= head_dim, "decode_range_stored: ld must be at least head_dim");
   visit_codec(f, [&]<class C>(C) {
     if constexpr (kIsGear<C>) {
       for_units(format_info(f).tokens_per_unit, p0, p1, [&](int64_t u, int32_t t0, int32_t t1, int64_t o) {
-        gear_decode_chunk(data + u * unit_stride, head_dim, t0, t1, out + o * head_dim);
+        gear_decode_chunk(data + u * unit_stride, head_dim, t0, t1, out + o * ld, ld);
       });
     } else {
-      for (int64_t p = p0; p < p1; ++p) C::decode(data + p * unit_stride, out + (p - p0) * head_dim, head_dim);
+      for (int64_t p = p0; p < p1; ++p) C::decode(data + p * unit_stride, out + (p - p0) * ld, head_dim);
     }
   });
+}
+
+namespace {
+template <KvFormat F>
+void decode_rows_of(const uint8_t* data, int64_t unit_stride, int64_t p0, int64_t p1, int32_t head_dim, float* out,
+                    int64_t ld) {
+  decode_range_stored(F, head_dim, data, unit_stride, p0, p1, out, ld);
+}
+}  // namespace
+
+KvRowsDecoder rows_decoder(KvFormat f) {
+  switch (f) {
+    case KvFormat::F32: return decode_rows_of<KvFormat::F32>;
+    case KvFormat::F16: return decode_rows_of<KvFormat::F16>;
+    case KvFormat::BF16: return decode_rows_of<KvFormat::BF16>;
+    case KvFormat::Q8_0: return decode_rows_of<KvFormat::Q8_0>;
+    case KvFormat::Q4_0: return decode_rows_of<KvFormat::Q4_0>;
+    case KvFormat::Q4_1: return decode_rows_of<KvFormat::Q4_1>;
+    case KvFormat::BFP8: return decode_rows_of<KvFormat::BFP8>;
+    case KvFormat::BFP4: return decode_rows_of<KvFormat::BFP4>;
+    case KvFormat::BFP8R: return decode_rows_of<KvFormat::BFP8R>;
+    case KvFormat::BFP4R: return decode_rows_of<KvFormat::BFP4R>;
+    case KvFormat::Q4H: return decode_rows_of<KvFormat::Q4H>;
+    case KvFormat::BFP4H: return decode_rows_of<KvFormat::BFP4H>;
+    case KvFormat::GEAR2: return decode_rows_of<KvFormat::GEAR2>;
+    case KvFormat::GEAR4: return decode_rows_of<KvFormat::GEAR4>;
+  }
+  STRATA_ASSERT(false, "rows_decoder: unknown KV format");
+  return nullptr;
 }
 
 void encode_unit(KvFormat f, const FormatParams& p, const float* rows, uint8_t* dst) {

@@ -22,6 +22,22 @@ inline uint16_t load_u16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); 
 inline void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 inline float load_f32(const uint8_t* p) { float v; std::memcpy(&v, p, 4); return v; }
 
+// Round to nearest, ties to even (as std::nearbyint), for |x| < 2^22: the 1.5·2^23 trick, no libm call
+// (the baseline ISA has no SSE4.1 round instruction).
+inline int round_small(float x) {
+  const float v = x + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &v, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+// round(v) clamped to [lo, hi]. std::min/max, not std::fmin/fmax: those are libm calls without
+// -ffinite-math-only. A NaN rounds to 0 (then clamped): garbage in, no undefined behaviour.
+inline int quant_clamp(float v, int lo, int hi) {
+  const float c = std::min(std::max(v, static_cast<float>(lo)), static_cast<float>(hi));
+  return std::clamp(round_small(c), lo, hi);
+}
+
 // ---- f32 / f16 / bf16: one element per block ----
 struct F32 {
   static constexpr int kBlock = 1;
@@ -179,10 +195,7 @@ struct Bfp {
       return (nib ^ 8) - 8;  // sign-extend 4 bits
     }
   }
-  static int quant(float x, float inv) {  // clamps in float first: no UB on inf/nan (nan -> -kQMax-1)
-    const float v = std::fmin(std::fmax(x * inv, -kQMax - 1.f), static_cast<float>(kQMax));
-    return static_cast<int>(std::nearbyint(v));
-  }
+  static int quant(float x, float inv) { return quant_clamp(x * inv, -kQMax - 1, kQMax); }
   static void encode_block(const float* x, uint8_t* dst) {
     float amax = 0;
     for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(x[j]));

@@ -104,9 +104,16 @@ void dot_range(KvFormat f, int32_t head_dim, const float* q_t, const uint8_t* da
 // acc_t += sum_i w[i] * (stored row of position p0 + i) for p in [p0, p1).
 void axpy_range(KvFormat f, int32_t head_dim, const float* w, const uint8_t* data, int64_t unit_stride,
                 int64_t p0, int64_t p1, float* acc_t);
-// out[i] = stored row of position p0 + i, [p1 - p0][head_dim], still in the stored domain.
+// Row i of out (at out + i * ld; ld = 0 means head_dim) = the stored row of position p0 + i, float32, still
+// in the stored domain: the tile loader of an attention kernel that computes on float tiles.
 void decode_range_stored(KvFormat f, int32_t head_dim, const uint8_t* data, int64_t unit_stride, int64_t p0,
-                         int64_t p1, float* out);
+                         int64_t p1, float* out, int64_t ld = 0);
+
+// decode_range_stored of format f as a plain function pointer, for an attention kernel's KV view (the
+// kernels layer cannot include kv/, but can hold a pointer of this signature): one indirect call per tile.
+using KvRowsDecoder = void (*)(const uint8_t* data, int64_t unit_stride, int64_t p0, int64_t p1, int32_t head_dim,
+                               float* out, int64_t ld);
+KvRowsDecoder rows_decoder(KvFormat f);
 
 // ---- Encoding ----
 // rows: [tokens_per_unit][head_dim] logical values -> one unit at dst (unit_bytes). GEAR needs a full chunk;

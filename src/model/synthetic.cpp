@@ -60,16 +60,17 @@ inline uint64_t splitmix64(uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-// xoshiro256+ (Blackman & Vigna): fast, and plenty for random weights.
+// xoshiro256** (Blackman & Vigna): fast, all 64 output bits usable.
 struct Xoshiro256 {
   uint64_t s[4];
   explicit Xoshiro256(uint64_t seed) {
     for (auto& w : s) w = splitmix64(seed);
   }
+  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   uint64_t next() {
-    const uint64_t r = s[0] + s[3], t = s[1] << 17;
+    const uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t;
-    s[3] = (s[3] << 45) | (s[3] >> 19);
+    s[3] = rotl(s[3], 45);
     return r;
   }
 };

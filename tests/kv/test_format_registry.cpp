@@ -158,6 +158,23 @@ TEST(KvFormatRegistry, FusedDotAndAxpyMatchDecodeThenCompute) {
   }
 }
 
+// rows_decoder (decode_range_stored with a row stride: an attention kernel's f32 tile) equals the packed decode.
+TEST(KvFormatRegistry, StridedDecodeForTileLoaders) {
+  const int d = 64, n = 192, ld = d + 16;
+  const auto x = make_rows(n, d, 21, test::spread_outliers(d));
+  for (const auto& i : all_formats()) {
+    test::StoredHead h(i.format, {d, nullptr}, x, n);
+    const int64_t p0 = 10, p1 = h.n_main - 5;
+    std::vector<float> packed((p1 - p0) * d), strided((p1 - p0) * ld, -7.f);
+    decode_range_stored(i.format, d, h.main.data(), h.unit, p0, p1, packed.data());
+    rows_decoder(i.format)(h.main.data(), h.unit, p0, p1, d, strided.data(), ld);
+    for (int64_t r = 0; r < p1 - p0; ++r) {
+      for (int c = 0; c < d; ++c) ASSERT_EQ(strided[r * ld + c], packed[r * d + c]) << i.name;
+      for (int c = d; c < ld; ++c) ASSERT_EQ(strided[r * ld + c], -7.f) << i.name;  // padding untouched
+    }
+  }
+}
+
 // The transforms are orthogonal: the query's transform and the output's inverse compose to the identity.
 TEST(KvFormatRegistry, TransformsAreOrthogonal) {
   const int d = 128;

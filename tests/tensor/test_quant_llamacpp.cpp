@@ -94,7 +94,7 @@ TEST_P(LlamaCppType, QuantizeIsByteExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ModelsQuant, LlamaCppType, ::testing::ValuesIn(kTypes),
-                         [](const auto& info) { return std::string(info.param); });
+                         [](const auto& p) { return std::string(p.param); });
 
 TEST(LlamaCppF16, F16ModelIsRoundedF32Model) {
   STRATA_REQUIRE_SHARED(f32_model, "models/strata-tiny-256.gguf");

@@ -135,5 +135,36 @@ TEST(GoldenModels, Gpt2TokenCountOfTinyShakespeareMatchesTiktoken) {
   EXPECT_EQ(tok->decode(ids), s);
 }
 
+// ../shared/reference/llamacpp: llama.cpp's prompt ids (line 1) and its generated text, printed piece by piece
+// after the prompt, so keeping the leading space of the first generated piece.
+TEST(GoldenModels, LlamaCppPromptsAndContinuations) {
+  const std::pair<const char*, const char*> prompts[] = {
+      {"once", "Once upon a time"}, {"lily", "Lily and Tom went to the park. They"}};
+  for (const char* model : {"stories260K", "strata-tiny-256-Q8_0"}) {
+    const std::string gguf = std::string(model == std::string("stories260K") ? "models/" : "models/quant/") + model +
+                             ".gguf";
+    STRATA_REQUIRE_SHARED(path, gguf.c_str());
+    const Tokenizer* tok = shared_tokenizer(gguf);
+    for (const auto& [name, prompt] : prompts) {
+      const std::string base = std::string("reference/llamacpp/") + model + "." + name;
+      STRATA_REQUIRE_SHARED(ids_path, (base + ".ids.txt").c_str());
+      STRATA_REQUIRE_SHARED(txt_path, (base + ".txt").c_str());
+      const std::string ids_text = read_text(ids_path);
+      const size_t nl = ids_text.find('\n');
+      ASSERT_NE(nl, std::string::npos);
+      const std::vector<TokenId> prompt_ids = test::parse_ids(ids_text.substr(0, nl));
+      const std::vector<TokenId> gen_ids = test::parse_ids(ids_text.substr(nl + 1));
+      EXPECT_EQ(tok->encode(prompt, true, false), prompt_ids) << model << " " << name;
+      ASSERT_EQ(gen_ids.size(), 32u);
+      StreamDecoder sd(*tok, /*render_special=*/false, /*at_text_start=*/false);
+      std::string text;
+      for (TokenId id : gen_ids) text += sd.push(id);
+      text += sd.flush();
+      EXPECT_EQ(text, read_text(txt_path)) << model << " " << name;
+      EXPECT_EQ(tok->decode(concat(prompt_ids, gen_ids)), prompt + read_text(txt_path)) << model << " " << name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace strata

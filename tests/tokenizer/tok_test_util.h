@@ -68,10 +68,8 @@ inline std::vector<std::vector<int32_t>> read_suite_outputs(const std::string& p
   return out;
 }
 
-// Whitespace-separated integers of a golden ids file, skipping '#' comment lines.
-inline std::vector<int32_t> read_id_list(const std::string& path) {
-  const std::vector<uint8_t> b = read_bytes(path);
-  const std::string text(b.begin(), b.end());
+// Whitespace-separated integers, skipping lines that start with '#'.
+inline std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
   size_t pos = 0;
   while (pos < text.size()) {
@@ -90,6 +88,12 @@ inline std::vector<int32_t> read_id_list(const std::string& path) {
     pos = nl + 1;
   }
   return ids;
+}
+
+// The ids of a golden ids file.
+inline std::vector<int32_t> read_id_list(const std::string& path) {
+  const std::vector<uint8_t> b = read_bytes(path);
+  return parse_ids(std::string(b.begin(), b.end()));
 }
 
 inline std::string read_text(const std::string& path) {
