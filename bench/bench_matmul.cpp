@@ -31,6 +31,7 @@
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_registry.h"
+#include "kernels/stream_read.h"
 
 namespace {
 
@@ -130,21 +131,18 @@ void run(benchmark::State& state, const Config& c) {
 // the cold GEMVs, split over the threads like a GEMV (compare gemv_cold with it side by side).
 void dram_read(benchmark::State& state, int threads) {
   strata::ThreadPool pool(threads);
-  const size_t n = static_cast<size_t>(g_cold_bytes) / sizeof(uint64_t);
-  std::vector<uint64_t> buf(n, 1);
+  const size_t n = static_cast<size_t>(g_cold_bytes) & ~size_t{255};
+  std::vector<uint8_t> buf(n, 1);
   std::vector<uint64_t> sums(threads);
   for (auto _ : state) {
     pool.run([&](int w) {
       int64_t b, e;
-      strata::split_range(static_cast<int64_t>(n / 8), threads, w, b, e);
-      uint64_t s[8] = {};
-      for (int64_t i = b * 8; i < e * 8; i += 8)
-        for (int j = 0; j < 8; ++j) s[j] += buf[i + j];
-      sums[w] = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+      strata::split_range(static_cast<int64_t>(n / 256), threads, w, b, e);
+      sums[w] = kernels::stream_read_sum(buf.data() + b * 256, static_cast<size_t>(e - b) * 256);
     });
     benchmark::DoNotOptimize(sums.data());
   }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n * 8) / 1e9,
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n) / 1e9,
                                               benchmark::Counter::kIsRate);
 }
 

@@ -1,5 +1,5 @@
 // attention(): checks the shape, resolves the tiling from the cache sizes, plans work items
-// (KV head × query tile × KV split), runs them on the pool (attention_simd.cpp) and combines split partials.
+// (KV heads × query tile × KV split), runs them on the pool (attention_simd.cpp) and combines split partials.
 #include "kernels/attention.h"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 // One attention work item per call, compiled for every x86 instruction set Highway targets and dispatched
-// at run time. Per item (one KV head; R query rows = q positions × the group's query heads):
+// at run time. Per item (KV heads taken tile by tile; per head, R query rows = q positions × its group's
+// query heads):
 //   scores:  row pairs in lanes (below): one 64-bit broadcast of K[j][c..c+1] multiplies every row; no
 //            horizontal sums beyond adding each pair; the online softmax is lane-wise;
 //   PV:      O[r][:] += P[j][r] (broadcast) · V[j][:], head dims in lanes, full-width vectors even when the

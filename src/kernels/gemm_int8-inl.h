@@ -15,6 +15,8 @@
 
 #include <algorithm>
 
+#include <hwy/cache_control.h>
+
 #include "core/error.h"
 #include "kernels/int8_dot-inl.h"
 #include "kernels/matmul_internal.h"
@@ -278,6 +280,13 @@ struct ScaleK6 {
 
 // ---- The tile kernel and the loop over tiles and tokens. ----
 
+// GEMV streams the panel from DRAM: prefetching this far ahead keeps more cache misses in flight than
+// the out-of-order window alone (a single core's bandwidth is bounded by its misses in flight).
+#ifndef STRATA_GEMV_PREFETCH
+#define STRATA_GEMV_PREFETCH 2048
+#endif
+constexpr size_t kPrefetchBytes = STRATA_GEMV_PREFETCH;
+
 // out[t * kR + r] = dot(row r of the tile, activations of token t), t < T.
 template <class Kind, class Scale, int kSB, size_t T>
 HWY_NOINLINE void TileKernel(const uint8_t* HWY_RESTRICT meta, const uint8_t* HWY_RESTRICT vals, int64_t n_sb,
@@ -290,7 +299,11 @@ HWY_NOINLINE void TileKernel(const uint8_t* HWY_RESTRICT meta, const uint8_t* HW
     const uint8_t* ms = meta + s * meta_stride;
     const auto sb = Scale::Load(ms);
     const uint8_t* vs = vals + s * kGroups * Kind::kGroupBytes;
+    if constexpr (T <= 2 && kPrefetchBytes > 0) hwy::Prefetch(ms + kPrefetchBytes / 8);
     for (int g = 0; g < kGroups; ++g) {
+      if constexpr (T <= 2 && kPrefetchBytes > 0) {
+        for (size_t i = 0; i < Kind::kGroupBytes; i += 64) hwy::Prefetch(vs + g * Kind::kGroupBytes + i + kPrefetchBytes);
+      }
       const int64_t col = s * kSB + g * Kind::kGroup;
       const int half = static_cast<int>(col % 32) / 16;
       const QAct* ab[T];

@@ -45,7 +45,8 @@ void decode_nibbles32(const uint8_t* qs, uint8_t* q) {
   }
 }
 
-void decode(DType t, const uint8_t* blk, Decoded& d) {
+template <DType t>
+void decode(const uint8_t* blk, Decoded& d) {
   switch (t) {
     case DType::Q4_0: {
       const auto* b = reinterpret_cast<const block_q4_0*>(blk);
@@ -131,7 +132,7 @@ void decode(DType t, const uint8_t* blk, Decoded& d) {
   }
 }
 
-int n_half_fields(DType t) {
+constexpr int n_half_fields(DType t) {
   switch (t) {
     case DType::Q4_1: case DType::Q4_K: case DType::Q5_K: return 2;
     default: return 1;
@@ -139,7 +140,8 @@ int n_half_fields(DType t) {
 }
 
 // Writes the values of one decoded superblock of row r into the superblock's value section v.
-void place_values(DType t, const Decoded& d, int R, int r, int sb, uint8_t* v) {
+template <DType t>
+void place_values(const Decoded& d, int R, int r, int sb, uint8_t* v) {
   const size_t vec = static_cast<size_t>(R) * 4;  // bytes per chunk vector
   switch (t) {
     case DType::Q8_0:
@@ -196,25 +198,41 @@ size_t panel_tile_bytes(const PanelFormat& f, int R, int64_t cols) {
   return panel_meta_bytes(f, R, cols) + round64(static_cast<size_t>(cols / f.sb) * f.val_bytes * R);
 }
 
-void pack_panel_tile(const PanelFormat& f, int R, const void* src, size_t row_stride, int n_rows, int64_t cols,
-                     uint8_t* dst) {
-  STRATA_ASSERT(cols % f.sb == 0 && n_rows <= R && R > 0, "pack_panel_tile: bad shape");
+namespace {
+
+template <DType t>
+void pack_tile(const PanelFormat& f, int R, const void* src, size_t row_stride, int n_rows, int64_t cols,
+               uint8_t* dst) {
   const int64_t n_sb = cols / f.sb;
   const size_t meta_bytes = panel_meta_bytes(f, R, cols);
-  std::memset(dst, 0, panel_tile_bytes(f, R, cols));
-  const int n_h = n_half_fields(f.type);
+  constexpr int n_h = n_half_fields(t);
   const int n_b = (f.meta_bytes - 2 * n_h);
-  const size_t block_bytes = traits(f.type).type_size;
-  Decoded d;
+  const size_t block_bytes = traits(t).type_size;
+  Decoded d{};
   for (int r = 0; r < n_rows; ++r) {
     const auto* row = static_cast<const uint8_t*>(src) + r * row_stride;
     for (int64_t s = 0; s < n_sb; ++s) {
-      decode(f.type, row + s * block_bytes, d);
+      decode<t>(row + s * block_bytes, d);
       uint8_t* meta = dst + s * f.meta_bytes * R;
       for (int i = 0; i < n_h; ++i) std::memcpy(meta + i * 2 * R + 2 * r, &d.h[i], 2);
       for (int i = 0; i < n_b; ++i) meta[n_h * 2 * R + i * R + r] = d.b[i];
-      place_values(f.type, d, R, r, f.sb, dst + meta_bytes + s * f.val_bytes * R);
+      place_values<t>(d, R, r, f.sb, dst + meta_bytes + s * f.val_bytes * R);
     }
+  }
+}
+
+}  // namespace
+
+void pack_panel_tile(const PanelFormat& f, int R, const void* src, size_t row_stride, int n_rows, int64_t cols,
+                     uint8_t* dst) {
+  STRATA_ASSERT(cols % f.sb == 0 && n_rows <= R && R > 0, "pack_panel_tile: bad shape");
+  std::memset(dst, 0, panel_tile_bytes(f, R, cols));
+  switch (f.type) {
+#define STRATA_X(T, SB, G, META, VAL, SUM) \
+  case DType::T: return pack_tile<DType::T>(f, R, src, row_stride, n_rows, cols, dst);
+    STRATA_INT8_PANEL_KERNELS(STRATA_X)
+#undef STRATA_X
+    default: STRATA_ASSERT(false, "pack_panel_tile: type without an int8 panel format");
   }
 }
 

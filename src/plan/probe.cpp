@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
+#include "kernels/stream_read.h"
 #include "plan/probe_loops.h"
 
 namespace strata::plan {
@@ -128,7 +129,7 @@ double read_gbps(const BigBuffer& buf, int threads, int passes) {
     pool.run([&](int w) {
       int64_t b, e;
       split_range(chunks, threads, w, b, e);
-      g_sink += probe_read_pass(buf.data() + b * 256, static_cast<size_t>(e - b) * 256);
+      g_sink += kernels::stream_read_sum(buf.data() + b * 256, static_cast<size_t>(e - b) * 256);
     });
   };
   pass();  // warm up: threads awake, TLB

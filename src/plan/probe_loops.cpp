@@ -25,24 +25,6 @@ HWY_BEFORE_NAMESPACE();
 namespace strata::plan::loops::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-uint64_t ReadPass(const uint8_t* HWY_RESTRICT p, size_t bytes) {
-  const hn::ScalableTag<uint64_t> d;
-  const size_t N = hn::Lanes(d);
-  const auto* w = reinterpret_cast<const uint64_t*>(p);
-  const size_t n = bytes / 8;
-  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-  size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    a0 = hn::Add(a0, hn::LoadU(d, w + i));
-    a1 = hn::Add(a1, hn::LoadU(d, w + i + N));
-    a2 = hn::Add(a2, hn::LoadU(d, w + i + 2 * N));
-    a3 = hn::Add(a3, hn::LoadU(d, w + i + 3 * N));
-  }
-  uint64_t s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
-  for (; i < n; ++i) s += w[i];
-  return s;
-}
-
 constexpr int kChains = 12;  // independent accumulators: enough to hide a 4-5 cycle latency on 2 ports
 
 float FmaLoop(int64_t iters, double* flops) {
@@ -118,12 +100,10 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace strata::plan {
 namespace loops {
-HWY_EXPORT(ReadPass);
 HWY_EXPORT(FmaLoop);
 HWY_EXPORT(Int8Loop);
 }  // namespace loops
 
-uint64_t probe_read_pass(const uint8_t* p, size_t bytes) { return HWY_DYNAMIC_DISPATCH(loops::ReadPass)(p, bytes); }
 float probe_fma_loop(int64_t iters, double* flops) { return HWY_DYNAMIC_DISPATCH(loops::FmaLoop)(iters, flops); }
 int32_t probe_int8_loop(int64_t iters, double* ops) { return HWY_DYNAMIC_DISPATCH(loops::Int8Loop)(iters, ops); }
 

@@ -1,4 +1,4 @@
-// The inner loops `strata probe` times (probe_loops.cpp, one Highway variant per SIMD target; the best
+// The compute loops `strata probe` times (probe_loops.cpp, one Highway variant per SIMD target; the best
 // one this CPU supports runs). Each returns a value derived from everything it computed, so that the
 // compiler cannot drop the work.
 #pragma once
@@ -6,9 +6,6 @@
 #include <cstdint>
 
 namespace strata::plan {
-
-// Sum of the 64-bit words of p[0..bytes) (bytes a multiple of 256): a streaming, read-only pass.
-uint64_t probe_read_pass(const uint8_t* p, size_t bytes);
 
 // Runs `iters` rounds of independent f32 fused multiply-adds; *flops receives the FLOPs done (2 per FMA
 // lane).
