@@ -70,7 +70,10 @@ std::string csv_value(const ojson& v) {
   if (v.is_null()) s = "";
   else if (v.is_string()) s = v.get<std::string>();
   else if (v.is_array()) {
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? ";" : "") + v[i].dump();
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i) s += ';';
+      s += v[i].dump();
+    }
   } else {
     s = v.dump();
   }
@@ -163,11 +166,17 @@ void BenchPrinter::row(const BenchRow& r) {
     case BenchFormat::kCsv: {
       if (rows_ == 0) {
         std::string h;
-        for (auto it = j.begin(); it != j.end(); ++it) h += (h.empty() ? "" : ",") + it.key();
+        for (auto it = j.begin(); it != j.end(); ++it) {
+          if (!h.empty()) h += ',';
+          h += it.key();
+        }
         fmt::print(out_, "{}\n", h);
       }
       std::string line;
-      for (auto it = j.begin(); it != j.end(); ++it) line += (it == j.begin() ? "" : ",") + csv_value(it.value());
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (it != j.begin()) line += ',';
+        line += csv_value(it.value());
+      }
       fmt::print(out_, "{}\n", line);
       break;
     }

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "gguf/gguf.h"
 #include "kv/kv_format.h"
+#include "model/synthetic.h"
 #include "plan/hardware_profiles.h"
 #include "plan/planner.h"
 
@@ -21,7 +22,7 @@ namespace strata::cli {
 namespace {
 
 struct PlanCliOptions {
-  std::string model, mem, profile, kv_type = "f16", kv_k, kv_v;
+  std::string model, shape, type = "q4_0", mem, profile, kv_type = "f16", kv_k, kv_v;
   int64_t ctx = 0, n_prompt = 512, n_batch = 512;
   int threads = 0, ring_slots = 2;
   double efficiency = 0.5;
@@ -43,6 +44,10 @@ int64_t mem_available() {
   return 0;
 }
 
+std::string count(double n) {
+  return n >= 1e9 ? fmt::format("{:.2f} B", n / 1e9) : n >= 1e6 ? fmt::format("{:.1f} M", n / 1e6) : fmt::format("{:.0f}", n);
+}
+
 std::string hb(uint64_t b) { return plan::human_bytes(static_cast<double>(b)); }
 
 std::string ts(double v) { return v >= 100 ? fmt::format("{:.0f}", v) : v >= 10 ? fmt::format("{:.1f}", v) : fmt::format("{:.2f}", v); }
@@ -51,7 +56,7 @@ const char* why(plan::TensorRole r) {
   switch (r) {
     case plan::TensorRole::kNorm: return "always resident: tiny, read every token";
     case plan::TensorRole::kAttention: return "pinned first: every layer, every token";
-    case plan::TensorRole::kOutput: return "read whole every token; the largest unit";
+    case plan::TensorRole::kOutput: return "read whole every token; one large unit";
     case plan::TensorRole::kFfn: return "after attention, layer by layer";
     case plan::TensorRole::kOther: return "biases, rope factors, other";
     case plan::TensorRole::kEmbedding: return "gathered: one row per token, first to disk";
@@ -62,8 +67,8 @@ const char* why(plan::TensorRole r) {
 void print_table(const plan::ModelDesc& m, const plan::Plan& p, const plan::ResolvedProfile& prof,
                  const std::string& mem_source) {
   const plan::MachineRates& r = p.rates;
-  fmt::print("model      {} ({}, {:.2f} B params, {} {}, {} layers, {}/{} heads, head_dim {})\n", m.name, m.arch,
-             m.n_params() / 1e9, hb(p.weight_bytes), m.main_type(), m.n_layer, m.n_head, m.n_head_kv, m.head_dim);
+  fmt::print("model      {} ({}, {} params, {} {}, {} layers, {}/{} heads, head_dim {})\n", m.name, m.arch,
+             count(m.n_params()), hb(p.weight_bytes), m.main_type(), m.n_layer, m.n_head, m.n_head_kv, m.head_dim);
   fmt::print("machine    {} ({}): {} threads, DRAM {:.1f} GB/s, int8 {:.0f} GOP/s, f32 {:.0f} GFLOP/s (x{} "
              "efficiency), SSD {:.2f} GB/s{}\n",
              prof.name, prof.source, r.threads, r.dram_gbps, r.int8_gops, r.f32_gflops, r.compute_efficiency,
@@ -87,7 +92,7 @@ void print_table(const plan::ModelDesc& m, const plan::Plan& p, const plan::Reso
   fmt::print("  KV cache          {:>11}  = {:.0f} B/token x {} tokens (2 x {} layers x {} KV heads x {} dims, {})\n",
              hb(p.kv_bytes), p.kv_bytes_per_token, p.ctx, m.n_layer, m.n_head_kv, m.head_dim, kv::format_name(p.kv.k));
   fmt::print("  activations       {:>11}  (one micro-batch of {} tokens)\n", hb(b.activations),
-             std::min<int64_t>(512, p.ctx));
+             p.n_batch);
   fmt::print("  logits            {:>11}\n", hb(b.logits));
   fmt::print("  scratch           {:>11}  ({} threads)\n", hb(b.scratch), r.threads);
   if (b.ring) fmt::print("  streaming ring    {:>11}  ({} x {})\n", hb(b.ring), b.ring / b.ring_slot, hb(b.ring_slot));
@@ -115,7 +120,16 @@ const Command kCmd{
     "Decide what stays in memory and what streams from SSD, and predict speed, before loading a model",
     [](CLI::App& sub) -> RunFn {
       auto o = std::make_shared<PlanCliOptions>();
-      sub.add_option("-m,--model", o->model, "GGUF model (only its header and tensor index are read)")->required();
+      auto* model_opt = sub.add_option("-m,--model", o->model, "GGUF model (only its header and tensor index are read)");
+      sub.add_option("--shape", o->shape, "Plan a named model shape without its file (" +
+                                              [] {
+                                                std::string s;
+                                                for (const auto& n : model::synthetic_shape_names()) s += (s.empty() ? "" : ", ") + n;
+                                                return s;
+                                              }() + ")")
+          ->excludes(model_opt);
+      sub.add_option("--type", o->type, "Weight type for --shape (q4_0 gets llama-quantize's q6_K output)")
+          ->capture_default_str();
       sub.add_option("--mem", o->mem, "Memory budget: 4G, 512M, 1.5GiB (binary), 4GB (decimal) (default: the "
                                       "profile machine's RAM, or this machine's available memory)");
       sub.add_option("-c,--ctx", o->ctx, "Context size in tokens (default: the model's, at most 4096)");
@@ -135,8 +149,22 @@ const Command kCmd{
       sub.add_flag("--json", o->json, "Print one JSON object instead of the table");
       return [o]() {
         const plan::ResolvedProfile prof = plan::resolve_profile(o->profile);
-        const gguf::File f = gguf::File::open(o->model);
-        const plan::ModelDesc m = plan::describe_gguf(f);
+        plan::ModelDesc m;
+        if (!o->shape.empty()) {
+          model::SyntheticSpec spec = model::synthetic_shape(o->shape);
+          const auto t = dtype_from_name(o->type);
+          if (!t) fail("--type {}: unknown tensor type: use one of {}", o->type, supported_type_list());
+          spec.weight_type = *t;
+          if (*t == DType::Q4_0 || *t == DType::Q4_1 || *t == DType::Q5_0 || *t == DType::Q5_1 ||
+              *t == DType::Q4_K || *t == DType::Q5_K)
+            spec.output_type = static_cast<int32_t>(DType::Q6_K);  // llama-quantize's mix
+          m = plan::describe_spec(spec);
+          m.name = o->shape + " " + o->type + " (shape only)";
+        } else if (!o->model.empty()) {
+          m = plan::describe_gguf(gguf::File::open(o->model));
+        } else {
+          fail("give a model: -m MODEL.gguf, or --shape NAME to plan a named shape without its file");
+        }
 
         plan::PlanOptions opt;
         std::string mem_source = "--mem";

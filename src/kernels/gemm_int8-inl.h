@@ -15,8 +15,6 @@
 
 #include <algorithm>
 
-#include <hwy/cache_control.h>
-
 #include "core/error.h"
 #include "kernels/int8_dot-inl.h"
 #include "kernels/matmul_internal.h"
@@ -280,12 +278,18 @@ struct ScaleK6 {
 
 // ---- The tile kernel and the loop over tiles and tokens. ----
 
-// GEMV streams the panel from DRAM: prefetching this far ahead keeps more cache misses in flight than
-// the out-of-order window alone (a single core's bandwidth is bounded by its misses in flight).
+// GEMV streams the panel from DRAM: prefetching this far ahead (into L2) keeps more cache misses in flight
+// than the out-of-order window alone, as a single core's bandwidth is bounded by its misses in flight.
+// Measured on the dev VM (Sapphire Rapids, Q4_0 2048x5632, 1 thread): no prefetch 63% of a plain read,
+// 2 KiB 82%, 4 KiB 86-90%, 8-16 KiB no better; the non-temporal hint is worse (50%).
 #ifndef STRATA_GEMV_PREFETCH
-#define STRATA_GEMV_PREFETCH 2048
+#define STRATA_GEMV_PREFETCH 4096
 #endif
 constexpr size_t kPrefetchBytes = STRATA_GEMV_PREFETCH;
+#ifndef STRATA_GEMV_PREFETCH_LOCALITY
+#define STRATA_GEMV_PREFETCH_LOCALITY 2  // __builtin_prefetch locality: 2 = prefetcht1 (L2) on x86
+#endif
+HWY_INLINE void PrefetchStream(const void* p) { __builtin_prefetch(p, 0, STRATA_GEMV_PREFETCH_LOCALITY); }
 
 // out[t * kR + r] = dot(row r of the tile, activations of token t), t < T.
 template <class Kind, class Scale, int kSB, size_t T>
@@ -299,10 +303,13 @@ HWY_NOINLINE void TileKernel(const uint8_t* HWY_RESTRICT meta, const uint8_t* HW
     const uint8_t* ms = meta + s * meta_stride;
     const auto sb = Scale::Load(ms);
     const uint8_t* vs = vals + s * kGroups * Kind::kGroupBytes;
-    if constexpr (T <= 2 && kPrefetchBytes > 0) hwy::Prefetch(ms + kPrefetchBytes / 8);
+    if constexpr (T <= 2 && kPrefetchBytes > 0) {  // the meta of the superblock the values prefetch reaches
+      constexpr size_t kAhead = std::max<size_t>(1, kPrefetchBytes / (kGroups * Kind::kGroupBytes));
+      for (size_t i = 0; i < meta_stride; i += 64) PrefetchStream(ms + kAhead * meta_stride + i);
+    }
     for (int g = 0; g < kGroups; ++g) {
       if constexpr (T <= 2 && kPrefetchBytes > 0) {
-        for (size_t i = 0; i < Kind::kGroupBytes; i += 64) hwy::Prefetch(vs + g * Kind::kGroupBytes + i + kPrefetchBytes);
+        for (size_t i = 0; i < Kind::kGroupBytes; i += 64) PrefetchStream(vs + g * Kind::kGroupBytes + i + kPrefetchBytes);
       }
       const int64_t col = s * kSB + g * Kind::kGroup;
       const int half = static_cast<int>(col % 32) / 16;

@@ -6,8 +6,10 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "core/error.h"
 #include "kernels/int8_panel.h"
@@ -97,18 +99,16 @@ uint8_t* thread_scratch(size_t n) {
   return b.reserve(n);
 }
 
+// Spin until `count` workers arrived (a barrier inside one pool.run job; yields so that a worker the
+// OS has not scheduled yet can run).
+void wait_for(const std::atomic<int>& arrived, int count) {
+  while (arrived.load(std::memory_order_acquire) < count) std::this_thread::yield();
+}
+
 void run_int8(const Weight& w, const PanelFormat& f, int R, size_t row_stride, const float* x, int64_t n_tok,
               float* y, ThreadPool& pool) {
   const int64_t nb32 = w.cols / 32;
   auto* act = reinterpret_cast<QAct*>(thread_act_buffer(static_cast<size_t>(n_tok * nb32) * sizeof(QAct)));
-  // Each activation row is quantized once; for prompts, in parallel.
-  if (n_tok >= 8 && pool.size() > 1) {
-    pool.parallel_for(n_tok, [&](int64_t b, int64_t e, int) {
-      quantize_act_rows(x + b * w.cols, e - b, w.cols, act + b * nb32, static_cast<float>(f.act_sum_scale));
-    });
-  } else {
-    quantize_act_rows(x, n_tok, w.cols, act, static_cast<float>(f.act_sum_scale));
-  }
   detail::Int8Args a;
   a.fmt = &f;
   a.R = R;
@@ -124,9 +124,19 @@ void run_int8(const Weight& w, const PanelFormat& f, int R, size_t row_stride, c
   const PackedPanel* p = packed_panel(w);
   if (p && p->R == R) a.panel = p->buf.data();  // else (packed for another target): pack per tile
   const int64_t n_tiles = (w.rows + R - 1) / R;
+  const int n_workers = pool.size();
+  std::atomic<int> arrived{0};
   pool.run([&](int worker) {
+    // Each activation row is quantized once, its 32-column blocks split over the workers (x is one long
+    // run of n_tok * cols / 32 blocks), then every worker computes its row tiles.
     int64_t b, e;
-    split_range(n_tiles, pool.size(), worker, b, e);
+    split_range(n_tok * nb32, n_workers, worker, b, e);
+    if (b < e) quantize_act_rows(x + b * 32, 1, (e - b) * 32, act + b, static_cast<float>(f.act_sum_scale));
+    if (n_workers > 1) {
+      arrived.fetch_add(1, std::memory_order_acq_rel);
+      wait_for(arrived, n_workers);
+    }
+    split_range(n_tiles, n_workers, worker, b, e);
     if (b >= e) return;
     uint8_t* scratch = a.panel ? nullptr : thread_scratch(a.tile_bytes);
     detail::int8_matmul_tiles(a, b, e, scratch);

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
+#include <functional>
 #include <map>
 
 #include "core/error.h"
@@ -347,26 +349,58 @@ Plan make_plan(const ModelDesc& m, const MachineRates& rates, const PlanOptions&
   }
   const auto slots = static_cast<uint64_t>(opt.ring_slots);
   p.all_resident_peak_bytes = fixed + p.weight_bytes;
-  p.min_peak_bytes = fixed + pinned + gather + slots * max_matrix;
+  p.min_peak_bytes = fixed + pinned + gather + slots * max_matrix;  // lowered below by smaller ring caps
 
+  // The ring is as large as the largest streamed tensor, and what streams depends on the budget left after
+  // the ring. Candidates: each cap on the ring slot (every distinct matrix size); tensors larger than the cap
+  // must be resident, the rest are placed first-fit in pin order. Caps below the largest attention or FFN
+  // tensor would force FFN before attention: not tried, so the hot set keeps its priority; in practice this
+  // lets the output matrix stay resident and the ring small.
   const std::vector<size_t> order = pin_order(m);
+  uint64_t floor_cap = 0;
+  for (const auto& t : m.tensors)
+    if (t.role == TensorRole::kAttention || t.role == TensorRole::kFfn) floor_cap = std::max(floor_cap, t.bytes);
+  struct Candidate {
+    uint64_t need;             // peak with every tensor <= cap streamed
+    std::vector<size_t> rest;  // the tensors placed first-fit
+  };
+  std::vector<uint64_t> caps;
+  for (const auto& t : m.tensors)
+    if (!t.is_vector() && t.role != TensorRole::kEmbedding && t.bytes >= floor_cap) caps.push_back(t.bytes);
+  std::sort(caps.begin(), caps.end(), std::greater<>());
+  caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
+  std::vector<Candidate> cands;
+  for (uint64_t cap : caps) {
+    Candidate c{fixed + gather + pinned + slots * cap, {}};
+    for (size_t i : order) {
+      if (m.tensors[i].role != TensorRole::kEmbedding && m.tensors[i].bytes > cap) c.need += m.tensors[i].bytes;
+      else c.rest.push_back(i);
+    }
+    p.min_peak_bytes = std::min(p.min_peak_bytes, c.need);
+    cands.push_back(std::move(c));
+  }
+
   if (p.all_resident_peak_bytes <= u(opt.mem_bytes)) {
     p.where.assign(m.tensors.size(), Where::kResident);
   } else {
     b.activations += gather;
-    // The ring is as large as the largest streamed tensor, which depends on the placement: reserve for the
-    // largest matrix, place, then give back what the actual streamed set does not need and place again.
-    uint64_t reserve = slots * max_matrix;
-    for (int iter = 0; iter < 4; ++iter) {
-      const int64_t budget = opt.mem_bytes - static_cast<int64_t>(fixed + gather + pinned + reserve);
-      std::vector<Where> w = place(m, order, budget);
-      const uint64_t need = slots * largest_ringed(m, w);
-      if (need > reserve) break;  // a first-fit anomaly: keep the previous placement
-      p.where = std::move(w);
-      b.ring_slot = need / slots;
-      if (need == reserve) break;
-      reserve = need;
+    uint64_t best_streamed = UINT64_MAX;
+    const Candidate* smallest = nullptr;
+    for (const Candidate& c : cands) {
+      if (!smallest || c.need < smallest->need) smallest = &c;
+      if (c.need > u(opt.mem_bytes)) continue;
+      std::vector<Where> w = place(m, c.rest, opt.mem_bytes - static_cast<int64_t>(c.need));
+      uint64_t streamed = 0;
+      for (size_t i = 0; i < m.tensors.size(); ++i)
+        if (w[i] == Where::kStreamed) streamed += m.tensors[i].bytes;
+      if (streamed < best_streamed) {
+        best_streamed = streamed;
+        p.where = std::move(w);
+      }
     }
+    if (p.where.empty())  // nothing fits: the smallest peak possible
+      p.where = place(m, smallest ? smallest->rest : order, -1);
+    b.ring_slot = largest_ringed(m, p.where);
     b.ring = slots * b.ring_slot;
   }
   for (size_t i = 0; i < m.tensors.size(); ++i)
@@ -389,7 +423,8 @@ Plan make_plan(const ModelDesc& m, const MachineRates& rates, const PlanOptions&
   const Traffic tr = traffic(m, p.where);
   const TokenOps ops = token_ops(m);
   p.n_prompt = std::max<int64_t>(1, std::min(opt.n_prompt, p.ctx));
-  p.prefill = predict_prefill(m, p, tr, ops, p.n_prompt, static_cast<int64_t>(nb));
+  p.n_batch = static_cast<int64_t>(nb);
+  p.prefill = predict_prefill(m, p, tr, ops, p.n_prompt, p.n_batch);
   p.ttft_s = p.prefill.step.seconds;
   p.decode = predict_decode(m, p, tr, ops, 0);
   p.decode_full = predict_decode(m, p, tr, ops, p.ctx);
@@ -524,6 +559,7 @@ std::string plan_to_json(const ModelDesc& m, const Plan& p, const Advice* advice
   j["predicted_tg_ts"] = p.decode.tokens_per_s;
   j["predicted_tg_ts_at_ctx"] = p.decode_full.tokens_per_s;
   j["n_prompt"] = p.n_prompt;
+  j["n_batch"] = p.n_batch;
   j["ttft_s"] = p.ttft_s;
   j["bytes_per_token_dram"] = p.decode.dram_bytes;
   j["bytes_per_token_ssd"] = p.decode.ssd_bytes;

@@ -8,7 +8,8 @@
 // Token embeddings come last: a token only gathers its row (n_embd values), so on disk they cost one
 // small random read per token instead of their whole size in memory. What does not fit is streamed from
 // the model file each token into a fixed ring of `ring_slots` buffers, each as large as the largest
-// streamed tensor, the next ones read while the current one computes.
+// streamed tensor, the next ones read while the current one computes. The ring's size is chosen with the
+// placement: each cap on the slot is tried (tensors above it resident), the one streaming least wins.
 //
 // Memory: peak = resident weights + KV cache + working buffers (activations of a micro-batch, logits,
 // per-thread scratch, the streaming ring) + runtime overhead. The plan fits when peak <= budget; it
@@ -120,6 +121,7 @@ struct Plan {
   PhasePrediction decode;          // at depth 0
   PhasePrediction decode_full;     // at depth ctx
   int64_t n_prompt = 0;
+  int64_t n_batch = 0;             // tokens per prefill micro-batch (activations are sized for it)
   double ttft_s = 0;               // prefill of n_prompt tokens
   std::vector<std::string> notes;
 };

@@ -109,8 +109,8 @@ TEST_P(StrataTiny256Golden, F16Weights) {
   check_tiny_golden("models/strata-tiny-256-f16.gguf", GetParam(), kTolF16Weights);
 }
 INSTANTIATE_TEST_SUITE_P(Cases, StrataTiny256Golden, ::testing::Values("once-upon-a-time", "lily-and-tom", "bos"),
-                         [](const auto& info) {
-                           std::string s = info.param;
+                         [](const auto& param_info) {
+                           std::string s = param_info.param;
                            for (char& c : s) if (c == '-') c = '_';
                            return s;
                          });

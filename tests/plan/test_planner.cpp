@@ -69,7 +69,9 @@ TEST(PlanPlacement, ResidentPlusStreamedIsAllWeightsAtEveryBudget) {
     bool ffn_resident = false, attn_streamed = false;
     for (size_t i = 0; i < m.tensors.size(); ++i) {
       const TensorDesc& t = m.tensors[i];
-      if (t.is_vector()) EXPECT_EQ(p.where[i], Where::kResident) << t.name;
+      if (t.is_vector()) {
+        EXPECT_EQ(p.where[i], Where::kResident) << t.name;
+      }
       if (t.role == TensorRole::kFfn && p.where[i] == Where::kResident) ffn_resident = true;
       if (t.role == TensorRole::kAttention && p.where[i] == Where::kStreamed) attn_streamed = true;
       if (p.where[i] == Where::kStreamed && t.role != TensorRole::kEmbedding)
@@ -101,8 +103,10 @@ TEST(PlanPlacement, FitsBoundaries) {
     EXPECT_EQ(short1.where[i] == Where::kStreamed, m.tensors[i].role == TensorRole::kEmbedding) << m.tensors[i].name;
   EXPECT_EQ(short1.buffers.ring, 0u);
   EXPECT_DOUBLE_EQ(short1.decode.ssd_bytes, 4096);  // one 4 KiB read per token
-  EXPECT_LT(short1.decode.tokens_per_s, probe.decode.tokens_per_s);
-  EXPECT_GT(short1.decode.tokens_per_s, 0.9 * probe.decode.tokens_per_s);
+  // The row read overlaps the DRAM-bound token; serially it costs one 4 KiB read's latency.
+  EXPECT_LE(short1.decode.tokens_per_s, probe.decode.tokens_per_s);
+  EXPECT_LT(short1.decode.serial_tokens_per_s, probe.decode.serial_tokens_per_s);
+  EXPECT_GT(short1.decode.serial_tokens_per_s, 0.99 * probe.decode.serial_tokens_per_s);
 
   // The smallest budget that streams every matrix, and one byte below it.
   const auto min = static_cast<int64_t>(probe.min_peak_bytes);

@@ -76,7 +76,9 @@ TEST_P(Stories260KRuntime, FromBos200) {
       r.ids, golden, kc.tol, [&](size_t i) { return std::span<const float>(golden_logits.data() + i * 512, 512); },
       "stories260K from BOS");
   EXPECT_GE(same, 185u);
-  if (same == golden.size()) EXPECT_EQ(r.text, read_text(text_path));
+  if (same == golden.size()) {
+    EXPECT_EQ(r.text, read_text(text_path));
+  }
   std::printf("[   INFO ] runtime (%s KV) greedy from BOS: %zu/200 ids equal to llama2.c\n", dtype_name(kc.type), same);
 }
 
@@ -107,7 +109,7 @@ TEST_P(Stories260KRuntime, OnceUponATime) {
 
 INSTANTIATE_TEST_SUITE_P(Kv, Stories260KRuntime,
                          ::testing::Values(KvCase{DType::F32, 1e-3f}, KvCase{DType::F16, 0.04f}),
-                         [](const auto& info) { return std::string(dtype_name(info.param.type)); });
+                         [](const auto& param_info) { return std::string(dtype_name(param_info.param.type)); });
 
 }  // namespace
 }  // namespace strata::runtime

@@ -113,15 +113,17 @@ TEST_P(LlamaCppGolden, LogitsAndGreedy) {
     const size_t same = test::expect_greedy_match(r.ids, golden.gen, c.tol, [&](size_t i) {
       return std::span<const float>(golden_logits.data() + (golden.prompt.size() - 1 + i) * nv, nv);
     }, what);
-    if (same == golden.gen.size()) EXPECT_EQ(r.text, read_text(text_path)) << what;
+    if (same == golden.gen.size()) {
+      EXPECT_EQ(r.text, read_text(text_path)) << what;
+    }
     std::printf("[   INFO ] %s: max |Δlogit| %.4g (tolerance %g), greedy ids equal for %zu/32 steps\n",
                 what.c_str(), d, c.tol, same);
   }
   RecordProperty("max_abs_logit_diff", std::to_string(worst));
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, LlamaCppGolden, ::testing::ValuesIn(cases()), [](const auto& info) {
-  std::string s = info.param.ref;
+INSTANTIATE_TEST_SUITE_P(Models, LlamaCppGolden, ::testing::ValuesIn(cases()), [](const auto& param_info) {
+  std::string s = param_info.param.ref;
   for (char& ch : s) if (ch == '-') ch = '_';
   return s;
 });
