@@ -115,12 +115,12 @@ TEST(BenchLib, RunsPpAndTgAtDepth) {
 
 // ---- the command ----
 
-struct Run {
+struct BenchRun {
   int code;
   std::string out, err;
 };
 
-Run bench(const std::vector<std::string>& args) {
+BenchRun bench(const std::vector<std::string>& args) {
   std::vector<std::string> a = {"bench"};
   a.insert(a.end(), args.begin(), args.end());
   Process p(strata_binary(), a);
@@ -200,7 +200,7 @@ void check_records(const std::vector<json>& recs, const gguf::File& f, const std
 
 TEST(CliBench, JsonRecordsHaveLlamaBenchFields) {
   BENCH_PREAMBLE();
-  const Run r = bench(with(kSmall, {"-m", model, "-o", "json", "--profile", profile}));
+  const BenchRun r = bench(with(kSmall, {"-m", model, "-o", "json", "--profile", profile}));
   ASSERT_EQ(r.code, 0) << r.err;
   const json arr = json::parse(r.out);
   ASSERT_TRUE(arr.is_array());
@@ -210,7 +210,7 @@ TEST(CliBench, JsonRecordsHaveLlamaBenchFields) {
 
 TEST(CliBench, JsonLinesOneRecordPerLine) {
   BENCH_PREAMBLE();
-  const Run r = bench(with(kSmall, {"-m", model, "-o", "jsonl", "--profile", profile}));
+  const BenchRun r = bench(with(kSmall, {"-m", model, "-o", "jsonl", "--profile", profile}));
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<json> recs;
   std::istringstream in(r.out);
@@ -236,7 +236,7 @@ std::vector<std::string> csv_fields(const std::string& line) {
 
 TEST(CliBench, CsvHasTheSameFields) {
   BENCH_PREAMBLE();
-  const Run r = bench(with(kSmall, {"-m", model, "-o", "csv", "--profile", profile}));
+  const BenchRun r = bench(with(kSmall, {"-m", model, "-o", "csv", "--profile", profile}));
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream in(r.out);
   std::string line;
@@ -271,7 +271,7 @@ TEST(CliBench, CsvHasTheSameFields) {
 
 TEST(CliBench, MarkdownTableLikeLlamaBench) {
   BENCH_PREAMBLE();
-  const Run r = bench(with(kSmall, {"-m", model, "--profile", profile}));
+  const BenchRun r = bench(with(kSmall, {"-m", model, "--profile", profile}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\| model +\| +size \| +params \| backend \| threads \| +test \| +t/s \|)")))
       << r.out;
@@ -289,12 +289,12 @@ TEST(CliBench, MarkdownTableLikeLlamaBench) {
 
 TEST(CliBench, WithoutAProfileSaysRunProbeAndOmitsTheRoofline) {
   BENCH_PREAMBLE();
-  const Run r = bench({"-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "1", "--profile", "/nonexistent/p.json"});
+  const BenchRun r = bench({"-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "1", "--profile", "/nonexistent/p.json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("strata probe"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("roofline"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tg2"), std::string::npos) << r.out;
-  const Run j = bench({"-m", model, "-p", "4", "-n", "0", "-r", "1", "-t", "1", "-o", "json", "-ctk", "f32",
+  const BenchRun j = bench({"-m", model, "-p", "4", "-n", "0", "-r", "1", "-t", "1", "-o", "json", "-ctk", "f32",
                        "--profile", "/nonexistent/p.json"});
   ASSERT_EQ(j.code, 0) << j.err;
   const json arr = json::parse(j.out);
@@ -306,7 +306,7 @@ TEST(CliBench, WithoutAProfileSaysRunProbeAndOmitsTheRoofline) {
 
 TEST(CliBench, BadFlagsSayWhatToDo) {
   BENCH_PREAMBLE();
-  Run r = bench({"-m", model, "-o", "xml"});
+  BenchRun r = bench({"-m", model, "-o", "xml"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("md, json, jsonl or csv"), std::string::npos) << r.err;
   r = bench({"-m", model, "-p", "0", "-n", "0"});
