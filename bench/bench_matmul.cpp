@@ -13,6 +13,7 @@
 // --cold-mib=N (default 1024), --file-layout (also run unprepared weights: no repacking).
 // Example: build-kern/bench/bench_bench_matmul --benchmark_filter='gemv_cold/q4_0' --benchmark_min_time=1
 #include <benchmark/benchmark.h>
+#include <sys/mman.h>
 #include <hwy/targets.h>
 
 #include <nlohmann/json.hpp>
@@ -109,10 +110,10 @@ void run(benchmark::State& state, const Config& c) {
   std::vector<std::vector<uint8_t>> copies;
   std::vector<kernels::Weight> ws;
   for (int64_t i = 0; i < n_mats; ++i) {
-    const void* data = src.data();
-    if (!c.repack && i > 0) data = copies.emplace_back(src).data();
-    ws.push_back(c.repack ? kernels::prepare_weight(c.type, data, c.rows, c.cols)
-                          : kernels::Weight{c.type, data, c.rows, c.cols, nullptr});
+    kernels::Weight w = c.repack ? kernels::prepare_weight(c.type, src.data(), c.rows, c.cols)
+                                 : kernels::Weight{c.type, src.data(), c.rows, c.cols, nullptr};
+    if (!w.packed && i > 0) w.data = copies.emplace_back(src).data();  // the kernel reads the file layout
+    ws.push_back(std::move(w));
   }
   const std::vector<float> x = random_acts(c.n_tok * c.cols, 2);
   std::vector<float> y(c.n_tok * c.rows);
@@ -132,18 +133,29 @@ void run(benchmark::State& state, const Config& c) {
 void dram_read(benchmark::State& state, int threads) {
   strata::ThreadPool pool(threads);
   const size_t n = static_cast<size_t>(g_cold_bytes) & ~size_t{255};
-  std::vector<uint8_t> buf(n, 1);
+  // Huge pages where allowed, like the packed weights and the probe's buffer.
+  void* mem = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    state.SkipWithError("mmap failed");
+    return;
+  }
+#ifdef MADV_HUGEPAGE
+  ::madvise(mem, n, MADV_HUGEPAGE);
+#endif
+  auto* buf = static_cast<uint8_t*>(mem);
+  std::memset(buf, 1, n);
   std::vector<uint64_t> sums(threads);
   for (auto _ : state) {
     pool.run([&](int w) {
       int64_t b, e;
       strata::split_range(static_cast<int64_t>(n / 256), threads, w, b, e);
-      sums[w] = kernels::stream_read_sum(buf.data() + b * 256, static_cast<size_t>(e - b) * 256);
+      sums[w] = kernels::stream_read_sum(buf + b * 256, static_cast<size_t>(e - b) * 256);
     });
     benchmark::DoNotOptimize(sums.data());
   }
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(n) / 1e9,
                                               benchmark::Counter::kIsRate);
+  ::munmap(mem, n);
 }
 
 std::string shape_name(const Config& c) { return std::to_string(c.rows) + "x" + std::to_string(c.cols); }

@@ -22,6 +22,10 @@ std::string human_bytes(int64_t b) {
 
 void print_summary(const plan::MachineProfile& p, const std::string& path) {
   fmt::print("cpu        {} ({} logical CPUs, kernels on {})\n", p.cpu_model, p.logical_cpus, p.simd_target);
+  if (p.load_average > 0.5 * p.logical_cpus)
+    fmt::print("warning    the machine was busy (load average {:.1f} on {} CPUs): the rates below are what strata "
+               "got, not what the hardware can do; probe again when it is idle\n",
+               p.load_average, p.logical_cpus);
   for (const auto& c : p.caches)
     fmt::print("cache      L{} {:<11} {:>9}  shared by {} CPU{}\n", c.level, c.type, human_bytes(c.size_bytes),
                c.shared_cpus, c.shared_cpus == 1 ? "" : "s");

@@ -109,23 +109,82 @@ void RowTileAllTokens(const WT* const* w, int n_rows, const detail::FloatArgs& a
   }
 }
 
-// Tokens per block: the activations of a block (cols floats each) stay in about 1 MiB of L2.
-int64_t TokenBlock(int64_t cols) {
-  return std::max<int64_t>(kTokTile, ((1 << 20) / std::max<int64_t>(1, cols * 4)) / kTokTile * kTokTile);
+// GEMV (fewer tokens than a token tile): each row tile streams its rows once, for all tokens.
+template <class WT>
+void FloatRowsGemv(const detail::FloatArgs& a, int64_t row_begin, int64_t row_end) {
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
+    const int n = static_cast<int>(std::min<int64_t>(kRowTile, row_end - r0));
+    const WT* w[kRowTile];
+    for (int r = 0; r < n; ++r) w[r] = reinterpret_cast<const WT*>(a.data + (r0 + r) * a.row_stride);
+    RowTileAllTokens<WT>(w, n, a, 0, a.n_tok, r0);
+  }
+}
+
+// GEMM, blocked for the caches: columns in blocks of kColBlock; for each, rows in blocks whose weights fit
+// in about 1 MiB of L2; inside, a token tile (kTokTile x kColBlock floats) meets every row tile of the
+// block. Partial sums of column blocks accumulate in y. Measured (F16 2048x2048x128, 1 thread, AVX3_DL):
+// 256 columns 38 GFLOP/s, 512: 63, 1024: 83-97, 2048: 89-94 (the horizontal sums at the end of each dot
+// and the partial-sum updates amortize over the block); unblocked over tokens only: 41-59.
+#ifndef STRATA_GEMM_COL_BLOCK
+#define STRATA_GEMM_COL_BLOCK 2048
+#endif
+#ifndef STRATA_GEMM_ROW_BLOCK_BYTES
+#define STRATA_GEMM_ROW_BLOCK_BYTES (1 << 20)
+#endif
+constexpr int64_t kColBlock = STRATA_GEMM_COL_BLOCK;
+
+template <class WT>
+void FloatRowsGemm(const detail::FloatArgs& a, int64_t row_begin, int64_t row_end) {
+  const int64_t mc = std::max<int64_t>(
+      kRowTile, (STRATA_GEMM_ROW_BLOCK_BYTES / (kColBlock * static_cast<int64_t>(sizeof(WT)))) / kRowTile * kRowTile);
+  HWY_ALIGN float out[kRowTile * kTokTile];
+  for (int64_t k0 = 0; k0 < a.cols; k0 += kColBlock) {
+    const int64_t kn = std::min(a.cols, k0 + kColBlock) - k0;
+    for (int64_t m0 = row_begin; m0 < row_end; m0 += mc) {
+      const int64_t m1 = std::min(row_end, m0 + mc);
+      for (int64_t t = 0; t < a.n_tok;) {
+        const size_t tt = (a.n_tok - t >= static_cast<int64_t>(kTokTile)) ? kTokTile : 1;
+        const float* xs[kTokTile];
+        for (size_t i = 0; i < tt; ++i) xs[i] = a.x + (t + static_cast<int64_t>(i)) * a.cols + k0;
+        for (int64_t r0 = m0; r0 < m1; r0 += kRowTile) {
+          const int n = static_cast<int>(std::min<int64_t>(kRowTile, m1 - r0));
+          const WT* w[kRowTile];
+          for (int r = 0; r < n; ++r) w[r] = reinterpret_cast<const WT*>(a.data + (r0 + r) * a.row_stride) + k0;
+          size_t rt = kRowTile;
+          if (n == static_cast<int>(kRowTile)) {
+            if (tt == kTokTile) {
+              FloatTile<WT, kRowTile, kTokTile>(w, xs, kn, out);
+            } else {
+              FloatTile<WT, kRowTile, 1>(w, xs, kn, out);
+            }
+          } else {
+            rt = 1;
+            for (int r = 0; r < n; ++r) {
+              if (tt == kTokTile) {
+                FloatTile<WT, 1, kTokTile>(w + r, xs, kn, out + r * kTokTile);
+              } else {
+                FloatTile<WT, 1, 1>(w + r, xs, kn, out + r * kTokTile);
+              }
+            }
+          }
+          for (size_t i = 0; i < tt; ++i) {
+            float* yt = a.y + (t + static_cast<int64_t>(i)) * a.rows + r0;
+            for (int r = 0; r < n; ++r) {
+              const float v = rt == 1 ? out[r * kTokTile + i] : out[i * kRowTile + r];
+              yt[r] = k0 == 0 ? v : yt[r] + v;
+            }
+          }
+        }
+        t += static_cast<int64_t>(tt);
+      }
+    }
+  }
 }
 
 template <class WT>
 void FloatRows(const detail::FloatArgs& a, int64_t row_begin, int64_t row_end) {
-  const int64_t tb = TokenBlock(a.cols);
-  for (int64_t t0 = 0; t0 < a.n_tok; t0 += tb) {
-    const int64_t t1 = std::min(a.n_tok, t0 + tb);
-    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
-      const int n = static_cast<int>(std::min<int64_t>(kRowTile, row_end - r0));
-      const WT* w[kRowTile];
-      for (int r = 0; r < n; ++r) w[r] = reinterpret_cast<const WT*>(a.data + (r0 + r) * a.row_stride);
-      RowTileAllTokens<WT>(w, n, a, t0, t1, r0);
-    }
-  }
+  if (a.n_tok < static_cast<int64_t>(kTokTile)) return FloatRowsGemv<WT>(a, row_begin, row_end);
+  FloatRowsGemm<WT>(a, row_begin, row_end);
 }
 
 int FloatTileRows() { return static_cast<int>(kRowTile); }

@@ -20,11 +20,6 @@
 #include "kernels/matmul_internal.h"
 
 HWY_BEFORE_NAMESPACE();
-#if STRATA_VNNI && defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
-#elif STRATA_VNNI
-#pragma GCC target("avx512vnni")
-#endif
 namespace strata::kernels::i8::HWY_NAMESPACE {
 
 #if HWY_TARGET != HWY_SCALAR
@@ -382,9 +377,6 @@ void RunTiles(const detail::Int8Args& a, int64_t tile_begin, int64_t tile_end, u
 #endif  // HWY_TARGET != HWY_SCALAR
 
 }  // namespace strata::kernels::i8::HWY_NAMESPACE
-#if STRATA_VNNI && defined(__clang__)
-#pragma clang attribute pop
-#endif
 HWY_AFTER_NAMESPACE();
 
 #endif  // include guard

@@ -11,11 +11,6 @@
 #include "kernels/gemm_int8-inl.h"
 
 HWY_BEFORE_NAMESPACE();
-#if STRATA_VNNI && defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
-#elif STRATA_VNNI
-#pragma GCC target("avx512vnni")
-#endif
 namespace strata::kernels::i8::HWY_NAMESPACE {
 
 int Int8TileRows() {
@@ -41,9 +36,6 @@ void Int8TilesLegacy(const detail::Int8Args& a, int64_t tile_begin, int64_t tile
 }
 
 }  // namespace strata::kernels::i8::HWY_NAMESPACE
-#if STRATA_VNNI && defined(__clang__)
-#pragma clang attribute pop
-#endif
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE

@@ -14,8 +14,9 @@
 
 #include <hwy/highway.h>
 
-// Highway's AVX3_DL target string lacks avx512vnni, which its CPU detection requires: every Highway
-// region that uses DotQuads adds it with the same #pragma lines as below.
+// Highway 1.0.3's AVX3_DL target attribute lacks avx512vnni (its CPU detection does require it), and
+// clang will not merge a second target attribute into Highway's: DotQuads therefore issues vpdpbusd
+// through inline assembly, which needs no target feature and is only reached on AVX3_DL.
 #undef STRATA_VNNI
 #if HWY_TARGET == HWY_AVX3_DL
 #define STRATA_VNNI 1
@@ -24,11 +25,6 @@
 #endif
 
 HWY_BEFORE_NAMESPACE();
-#if STRATA_VNNI && defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
-#elif STRATA_VNNI
-#pragma GCC target("avx512vnni")
-#endif
 namespace strata::kernels::i8::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
@@ -99,7 +95,11 @@ HWY_INLINE VI32 SumPairs(VI16 v) {
 
 #if STRATA_VNNI
 // acc lane i += sum of the 4 products a[4i+j] * b[4i+j] (vpdpbusd, no saturation).
-HWY_INLINE VI32 DotQuads(VI32 acc, VU8 a, VI8 b) { return VI32{_mm512_dpbusd_epi32(acc.raw, a.raw, b.raw)}; }
+HWY_INLINE VI32 DotQuads(VI32 acc, VU8 a, VI8 b) {
+  __m512i r = acc.raw;
+  asm("vpdpbusd %2, %1, %0" : "+v"(r) : "v"(a.raw), "v"(b.raw));
+  return VI32{r};
+}
 #endif
 
 // Signed weights w: returns |w| (unsigned) and x with the sign of w applied, so that the unsigned x
@@ -136,9 +136,6 @@ HWY_INLINE VF LoadI8AsFloat(const uint8_t* p) {
 #endif  // HWY_TARGET != HWY_SCALAR
 
 }  // namespace strata::kernels::i8::HWY_NAMESPACE
-#if STRATA_VNNI && defined(__clang__)
-#pragma clang attribute pop
-#endif
 HWY_AFTER_NAMESPACE();
 
 #endif  // include guard

@@ -316,6 +316,10 @@ MachineProfile probe_machine(const ProbeOptions& opt) {
   p.cpu_model = cpu_model_name();
   p.logical_cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   p.simd_target = kernels::simd_target_name(kernels::simd_target());
+  {
+    std::ifstream la("/proc/loadavg");
+    la >> p.load_average;
+  }
   p.caches = read_cache_info();
   const int max_threads = opt.max_threads > 0 ? opt.max_threads : p.logical_cpus;
 
@@ -378,6 +382,7 @@ std::string MachineProfile::to_json() const {
   j["version"] = version;
   j["created"] = created;
   j["cpu"] = {{"model", cpu_model}, {"logical_cpus", logical_cpus}, {"simd_target", simd_target}};
+  j["load_average_1m"] = load_average;
   json caches_j = json::array();
   for (const auto& c : caches)
     caches_j.push_back({{"level", c.level}, {"type", c.type}, {"size_bytes", c.size_bytes},
@@ -409,6 +414,7 @@ MachineProfile MachineProfile::from_json(const std::string& text) {
     p.cpu_model = cpu.value("model", "");
     p.logical_cpus = cpu.value("logical_cpus", 0);
     p.simd_target = cpu.value("simd_target", "");
+    p.load_average = j.value("load_average_1m", 0.0);
     for (const auto& c : j.value("caches", json::array()))
       p.caches.push_back({c.at("level").get<int>(), c.at("type").get<std::string>(), c.at("size_bytes").get<int64_t>(),
                           c.value("line_bytes", 0), c.value("shared_cpus", 0)});

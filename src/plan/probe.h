@@ -42,6 +42,8 @@ struct MachineProfile {
   std::string cpu_model;
   int logical_cpus = 0;
   std::string simd_target;   // the kernels' SIMD target on this CPU ("AVX3_DL", "AVX2", ...)
+  double load_average = 0;   // 1-minute load average when the probe started: above logical_cpus, other
+                             // programs competed for the CPUs and the rates are lower than the hardware's
   std::vector<CacheInfo> caches;
   int64_t dram_buffer_bytes = 0;
   std::vector<RatePoint> dram_read_gbps;  // by thread count

@@ -17,11 +17,6 @@
 #endif
 
 HWY_BEFORE_NAMESPACE();
-#if STRATA_PROBE_VNNI && defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
-#elif STRATA_PROBE_VNNI
-#pragma GCC target("avx512vnni")  // Highway's AVX3_DL target string lacks it; its CPU check requires it
-#endif
 namespace strata::plan::loops::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
@@ -52,7 +47,13 @@ int32_t Int8Loop(int64_t iters, double* ops) {
   hn::Vec<decltype(d32)> acc[kChains];
   for (int j = 0; j < kChains; ++j) acc[j] = hn::Set(d32, j);
   for (int64_t i = 0; i < iters; ++i)
-    for (int j = 0; j < kChains; ++j) acc[j] = hn::Vec<decltype(d32)>{_mm512_dpbusd_epi32(acc[j].raw, a.raw, b.raw)};
+    for (int j = 0; j < kChains; ++j) {
+      // vpdpbusd by inline assembly: Highway 1.0.3's AVX3_DL target attribute lacks avx512vnni (see
+      // kernels/int8_dot-inl.h).
+      __m512i r = acc[j].raw;
+      asm("vpdpbusd %2, %1, %0" : "+v"(r) : "v"(a.raw), "v"(b.raw));
+      acc[j] = hn::Vec<decltype(d32)>{r};
+    }
   const double macs_per_op = static_cast<double>(hn::Lanes(d8));
   auto s = acc[0];
   for (int j = 1; j < kChains; ++j) s = hn::Add(s, acc[j]);
@@ -92,9 +93,6 @@ int32_t Int8Loop(int64_t iters, double* ops) {
 }
 
 }  // namespace strata::plan::loops::HWY_NAMESPACE
-#if STRATA_PROBE_VNNI && defined(__clang__)
-#pragma clang attribute pop
-#endif
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE

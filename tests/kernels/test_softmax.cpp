@@ -44,7 +44,9 @@ void expect_softmax_matches(const std::vector<float>& x, float scale) {
     ASSERT_NEAR(y[i], want[i], rel * want[i] + 1e-30) << "i=" << i << " n=" << n;
     sum += y[i];
   }
-  if (!std::isinf(lse_ref)) EXPECT_NEAR(sum, 1.0, 1e-5);
+  if (!std::isinf(lse_ref)) {
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
 }
 
 TEST(Softmax, SizesAndTemperatures) {

@@ -15,11 +15,6 @@
 namespace strata::runtime {
 namespace {
 
-std::unique_ptr<model::Model> stories() {
-  const std::string p = test::shared_file("models/stories260K.gguf");
-  return p.empty() ? nullptr : model::Model::load(p);
-}
-
 SessionConfig f32_config(int64_t n_ctx) {
   SessionConfig c;
   c.n_ctx = n_ctx;
