@@ -110,7 +110,7 @@ int chat(ChatOptions& o) {
     fail("this model has no chat template (tokenizer.chat_template): pass --chat-template NAME (one of {})", names);
   }
   const ChatTemplate tmpl = ChatTemplate::detect(tmpl_source);
-  runtime::Session session(*model, session_config(o.gen));
+  runtime::Session session(*model, session_config(o.gen, model.get()));
   Sampler sampler(o.gen.sampling, static_cast<int32_t>(session.n_vocab()));
   if (o.gen.verbose) std::fprintf(stderr, "strata: %s\n", model->describe().c_str());
 

@@ -10,13 +10,25 @@
 
 namespace strata::kernels {
 
+// Decodes rows p0 .. p1-1 of KV head `head` to float32: row p at out + (p - p0) * ld. `ctx` is the
+// KvView's decode_ctx. Used for storage formats the kernel does not decode natively (kv/ fills it in).
+using KvRowsDecodeFn = void (*)(const void* ctx, int32_t head, int64_t p0, int64_t p1, int32_t head_dim,
+                                float* out, int64_t ld);
+
 // One layer's K or V for one sequence. Element (kv_head h, position p) is a row of head_dim values of
-// `type` (F32, F16, Q8_0; more formats later) starting at data + h*head_stride + p*pos_stride (bytes).
+// `type` (F32, F16, Q8_0, Q4_0) starting at data + h*head_stride + p*pos_stride (bytes).
+// With `decode` set, the kernel ignores type/data/strides and loads each tile through decode(decode_ctx,
+// ...) instead: one indirect call per tile, fused into the tile loop (never a full-cache copy). Such rows
+// are in the format's stored domain: a format with an orthogonal channel transform T (permutation,
+// Hadamard) expects the caller to pass T·q as the query and to apply T^-1 to the output (kv::KvCache does).
 struct KvView {
   DType type = DType::F32;
   const void* data = nullptr;
   int64_t head_stride = 0;  // bytes
   int64_t pos_stride = 0;   // bytes
+  KvRowsDecodeFn decode = nullptr;
+  const void* decode_ctx = nullptr;
+  double decode_bytes_per_row = 0;  // storage bytes per (head, position) of a decoded view (I/O accounting)
 };
 
 struct AttentionShape {

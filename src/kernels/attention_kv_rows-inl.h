@@ -78,6 +78,45 @@ struct KvRowQ8_0 {
   }
 };
 
+// q4_0 rows: blocks of an fp16 scale and 32 4-bit values (low nibbles: elements 0..15, high: 16..31),
+// value = (q - 8) * scale (n is a multiple of 32): N bytes give N low and N high nibbles, promoted to
+// int32 and converted (exact: the same floats as the scalar reference).
+struct KvRowQ4_0 {
+  static constexpr size_t RowBytes(int32_t n) { return sizeof(block_q4_0) * static_cast<size_t>(n / QK4_0); }
+  template <class D>
+  static HWY_INLINE void Load(D d, const uint8_t* HWY_RESTRICT src, float* HWY_RESTRICT dst, int32_t n) {
+    const hn::Rebind<int32_t, D> di;
+    const hn::Rebind<uint8_t, D> du8;
+    constexpr int32_t kN = static_cast<int32_t>(hn::MaxLanes(D()));
+    const int32_t N = static_cast<int32_t>(hn::Lanes(d));
+    constexpr int32_t kHalf = QK4_0 / 2;
+    for (int32_t b = 0; b < n / QK4_0; ++b) {
+      const auto* blk = reinterpret_cast<const block_q4_0*>(src + b * sizeof(block_q4_0));
+      uint16_t dbits;
+      std::memcpy(&dbits, &blk->d, 2);
+      const float scale = fp16_to_f32(dbits);
+      float* o = dst + b * QK4_0;
+      if constexpr (kN <= kHalf) {
+        const auto vs = hn::Set(d, scale);
+        const auto v8 = hn::Set(d, 8.f);
+        const auto mask = hn::Set(du8, uint8_t{0x0F});
+        for (int32_t i = 0; i < kHalf; i += N) {
+          const auto q = hn::LoadU(du8, blk->qs + i);
+          const auto lo = hn::ConvertTo(d, hn::PromoteTo(di, hn::And(q, mask)));
+          const auto hi = hn::ConvertTo(d, hn::PromoteTo(di, hn::ShiftRight<4>(q)));
+          hn::StoreU(hn::Mul(hn::Sub(lo, v8), vs), d, o + i);
+          hn::StoreU(hn::Mul(hn::Sub(hi, v8), vs), d, o + kHalf + i);
+        }
+      } else {
+        for (int32_t i = 0; i < kHalf; ++i) {
+          o[i] = scale * static_cast<float>((blk->qs[i] & 0x0F) - 8);
+          o[i + kHalf] = scale * static_cast<float>((blk->qs[i] >> 4) - 8);
+        }
+      }
+    }
+  }
+};
+
 // Prefetch into L2, not L1: the tile being computed and its scratch already fill most of the L1.
 HWY_INLINE void PrefetchL2(const void* p) {
 #if HWY_ARCH_X86
@@ -108,8 +147,16 @@ HWY_INLINE void LoadRows(D d, const uint8_t* src, int64_t pos_stride, int64_t ro
 template <class D>
 HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t j0, int64_t rows, int32_t n,
                                    float* HWY_RESTRICT buf, int64_t& ld, int64_t& bytes, int64_t ahead = 0) {
-  const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride + j0 * kv.pos_stride;
   const int64_t ldb = (n + 15) & ~int64_t{15};
+  if (kv.decode) {  // a format decoded by its owner (kv/): one indirect call for the whole tile
+    kv.decode(kv.decode_ctx, head, j0, j0 + rows, n, buf, ldb);
+    bytes += static_cast<int64_t>(kv.decode_bytes_per_row * static_cast<double>(rows) + 0.5);
+    ld = ldb;
+    (void)d;
+    (void)ahead;
+    return buf;
+  }
+  const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride + j0 * kv.pos_stride;
   switch (kv.type) {
     case DType::F32:
       bytes += rows * static_cast<int64_t>(KvRowF32::RowBytes(n));
@@ -130,8 +177,12 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
       bytes += rows * static_cast<int64_t>(KvRowQ8_0::RowBytes(n));
       LoadRows<KvRowQ8_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead);
       break;
+    case DType::Q4_0:
+      bytes += rows * static_cast<int64_t>(KvRowQ4_0::RowBytes(n));
+      LoadRows<KvRowQ4_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead);
+      break;
     default:
-      fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0)", dtype_name(kv.type));
+      fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0, q4_0)", dtype_name(kv.type));
   }
   ld = ldb;
   return buf;
@@ -139,10 +190,12 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
 
 // Bytes of one row of n values in the view's format.
 HWY_INLINE size_t KvRowBytes(const KvView& kv, int32_t n) {
+  if (kv.decode) return static_cast<size_t>(kv.decode_bytes_per_row + 0.5);
   switch (kv.type) {
     case DType::F32: return KvRowF32::RowBytes(n);
     case DType::F16: return KvRowF16::RowBytes(n);
     case DType::Q8_0: return KvRowQ8_0::RowBytes(n);
+    case DType::Q4_0: return KvRowQ4_0::RowBytes(n);
     default: return 0;
   }
 }

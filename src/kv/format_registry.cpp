@@ -136,7 +136,7 @@ KvFormat parse_format(std::string_view name, std::string_view flag) {
 void check_head_dim(KvFormat f, int32_t head_dim) {
   const KvFormatInfo& i = format_info(f);
   if (head_dim <= 0 || head_dim % i.channel_block != 0)
-    fail("KV cache type {} needs head_dim to be a multiple of {} (the model's head_dim is {}): use f16 or q8_0",
+    fail("KV cache type {} needs head_dim to be a multiple of {} (the model's head_dim is {}): use f32, f16 or bf16",
          i.name, i.channel_block, head_dim);
   if (i.transform == KvTransform::Hadamard && hadamard_block(head_dim) < 16)
     fail("KV cache type {}: head_dim {} has no power-of-two block of at least 16 for the Hadamard rotation",

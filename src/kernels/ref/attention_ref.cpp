@@ -11,6 +11,10 @@
 namespace strata::kernels::ref {
 
 void load_kv_row(const KvView& kv, int64_t kv_head, int64_t pos, int32_t head_dim, float* dst) {
+  if (kv.decode) {  // a format decoded by its owner (kv/): one row
+    kv.decode(kv.decode_ctx, static_cast<int32_t>(kv_head), pos, pos + 1, head_dim, dst, head_dim);
+    return;
+  }
   const auto* row = static_cast<const uint8_t*>(kv.data) + kv_head * kv.head_stride + pos * kv.pos_stride;
   switch (kv.type) {
     case DType::F32: {
@@ -32,8 +36,19 @@ void load_kv_row(const KvView& kv, int64_t kv_head, int64_t pos, int32_t head_di
       }
       return;
     }
+    case DType::Q4_0: {  // the spec: (nibble - 8) * d, low nibbles first
+      STRATA_ASSERT(head_dim % QK4_0 == 0, "q4_0 KV needs head_dim to be a multiple of 32");
+      const auto* b = reinterpret_cast<const block_q4_0*>(row);
+      for (int32_t i = 0; i < head_dim; ++i) {
+        const block_q4_0& blk = b[i / QK4_0];
+        const int j = i % QK4_0;
+        const int q = j < QK4_0 / 2 ? (blk.qs[j] & 0x0F) : (blk.qs[j - QK4_0 / 2] >> 4);
+        dst[i] = fp16_to_f32(blk.d) * static_cast<float>(q - 8);
+      }
+      return;
+    }
     default:
-      fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0)", dtype_name(kv.type));
+      fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0, q4_0)", dtype_name(kv.type));
   }
 }
 
