@@ -186,7 +186,23 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
   require_supported(w.type, "matmul");
   const size_t row_stride = row_bytes(w.type, w.cols);
   if (n_tok == 0 || w.rows == 0) return;
-  STRATA_ASSERT(w.data && x && y, "matmul: null pointer");
+  if (w.source) {  // a streamed weight: its bytes for the length of this call
+    struct Release {
+      WeightSource* s;
+      ~Release() { s->release(); }
+    };
+    Weight v = w;
+    v.source = nullptr;
+    v.data = w.source->acquire();
+    Release r{w.source};
+    return matmul(v, x, n_tok, y, pool);
+  }
+  STRATA_ASSERT(x && y, "matmul: null pointer");
+  if (!w.data) {  // only a repacked copy is kept: it must be for this target
+    const PackedPanel* p = packed_panel(w);
+    STRATA_ASSERT(p && p->R == detail::int8_tile_rows(),
+                  "matmul: a weight whose file bytes were dropped after repacking runs on another SIMD target");
+  }
   if (w.cols == 0) {
     std::fill(y, y + n_tok * w.rows, 0.0f);
     return;

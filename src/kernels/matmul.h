@@ -11,14 +11,26 @@
 
 namespace strata::kernels {
 
+// Bytes that are not in memory until a matmul needs them (storage/ streams weights over the memory budget
+// from the model file): matmul calls acquire() for the file-layout bytes before computing, release() after.
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  virtual const void* acquire() = 0;  // throws strata::Error when the bytes cannot be read
+  virtual void release() = 0;
+};
+
 // A weight matrix: rows × cols, row-major, each row row_bytes(type, cols) bytes (ggml layout: ne[0]=cols).
-// `packed` optionally holds a copy repacked at load into the layout the fast kernel prefers.
+// `packed` optionally holds a copy repacked at load into the layout the fast kernel prefers (`data` may
+// then be null: the file-layout bytes were dropped). With `source` set, data is null and the bytes are
+// acquired from it for each call.
 struct Weight {
   DType type = DType::F32;
   const void* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
   std::shared_ptr<const void> packed;  // owned repacked copy, or null
+  WeightSource* source = nullptr;      // streamed weight (not owned), or null
 };
 
 // Y[t][r] = sum_c W[r][c] * X[t][c] for t < n_tok.  X: [n_tok][cols], Y: [n_tok][rows] (float32).

@@ -2,9 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+
 #include <map>
+#include <set>
 
 #include "core/error.h"
+#include "kernels/ops.h"
 
 namespace strata::model {
 
@@ -16,10 +21,32 @@ std::string shape_str(const std::vector<int64_t>& ne) {
   return s + "]";
 }
 
+// Under a placement: where resident copies go, and which matrices stream.
+struct Residency {
+  const storage::DirectFile* file = nullptr;
+  std::set<std::string> streamed;
+  std::vector<storage::AlignedBuffer>* buffers = nullptr;
+  uint64_t* bytes = nullptr;
+  std::string keep_file_bytes;  // this matrix keeps its file-layout bytes even when repacked (the embeddings)
+  bool prepare_kept = true;     // prepare (repack) that matrix too (only when it is also the output)
+};
+
+// Streamed matrices read their bytes from the ring for each matmul.
+class StreamSource final : public kernels::WeightSource {
+ public:
+  StreamSource(storage::WeightStreamer& s, size_t i) : s_(s), i_(i) {}
+  const void* acquire() override { return s_.acquire(i_); }
+  void release() override { s_.release(i_); }
+
+ private:
+  storage::WeightStreamer& s_;
+  size_t i_;
+};
+
 // Binds tensors by name and checks their shapes (in ggml order: ne[0] = the contiguous dimension).
 class Binder {
  public:
-  Binder(const gguf::File& f, bool prepare) : f_(f), prepare_(prepare) {}
+  Binder(const gguf::File& f, bool prepare, Residency* res = nullptr) : f_(f), prepare_(prepare), res_(res) {}
 
   const gguf::TensorInfo* find(const std::string& name, const std::vector<int64_t>& ne, bool required) {
     const gguf::TensorInfo* t = f_.find_tensor(name);
@@ -55,6 +82,8 @@ class Binder {
     m.row_bytes = row_bytes(m.type, cols);
     if (m.row_bytes * static_cast<size_t>(rows) != t->nbytes)
       fail("tensor '{}': {} bytes, expected {}", name, t->nbytes, m.row_bytes * static_cast<size_t>(rows));
+    m.file_offset = static_cast<uint64_t>(t->data - f_.bytes().data());
+    if (res_) return place(m, t->nbytes);
     if (prepare_) m.kw = kernels::prepare_weight(m.type, m.data, rows, cols);
     else m.kw = kernels::Weight{m.type, m.data, rows, cols, nullptr};
     return m;
@@ -74,8 +103,37 @@ class Binder {
   uint64_t bytes() const { return bytes_; }
 
  private:
+  // Under a placement: streamed (no bytes in memory; the source is set once the sequence is known), or
+  // read with direct I/O into anonymous memory; a repacked copy replaces the file-layout bytes.
+  Matrix place(Matrix& m, uint64_t nbytes) {
+    const size_t n = static_cast<size_t>(nbytes);
+    if (res_->streamed.count(m.name)) {
+      m.streamed = true;
+      m.data = nullptr;
+      m.kw = kernels::Weight{m.type, nullptr, m.rows, m.cols, nullptr, nullptr};
+      return m;
+    }
+    storage::AlignedBuffer buf(storage::aligned_span(m.file_offset, n).bytes);
+    m.data = res_->file->read(m.file_offset, n, buf.data(), fmt::format("tensor '{}'", m.name));
+    const bool keep = m.name == res_->keep_file_bytes;
+    const bool prepare = prepare_ && (!keep || res_->prepare_kept);
+    m.kw = prepare ? kernels::prepare_weight(m.type, m.data, m.rows, m.cols)
+                   : kernels::Weight{m.type, m.data, m.rows, m.cols, nullptr, nullptr};
+    const size_t packed = kernels::packed_bytes(m.kw);
+    *res_->bytes += packed;
+    if (packed > 0 && !keep) {  // the repacked copy is all the kernels read
+      m.data = nullptr;
+      m.kw.data = nullptr;
+    } else {
+      *res_->bytes += buf.size();
+      res_->buffers->push_back(std::move(buf));
+    }
+    return m;
+  }
+
   const gguf::File& f_;
   bool prepare_;
+  Residency* res_;
   uint64_t bytes_ = 0;
 };
 
@@ -99,12 +157,25 @@ std::unique_ptr<Model> Model::from_file(gguf::File file, const LoadOptions& opts
   if (te->ne.size() < 2) fail("tensor 'token_embd.weight' has shape {}, expected [n_embd, n_vocab]", shape_str(te->ne));
   hp.n_vocab = te->ne[1];
 
-  Binder b(f, opts.prepare_kernels);
+  std::unique_ptr<Residency> res;
+  if (opts.placement) {
+    m->direct_ = std::make_unique<storage::DirectFile>(storage::DirectFile::open(f.path()));
+    res = std::make_unique<Residency>();
+    res->file = m->direct_.get();
+    res->streamed.insert(opts.placement->streamed.begin(), opts.placement->streamed.end());
+    res->buffers = &m->resident_;
+    res->bytes = &m->resident_bytes_;
+    res->keep_file_bytes = "token_embd.weight";  // the embedding gathers rows from it
+    res->prepare_kept = f.find_tensor("output.weight") == nullptr;  // tied: it is also the output matrix
+    for (const std::string& name : opts.placement->streamed)
+      if (!f.find_tensor(name)) fail("the placement streams '{}', which the model file does not have", name);
+  }
+  Binder b(f, opts.prepare_kernels, res.get());
   Weights& w = m->w_;
   w.tok_embd = b.matrix("token_embd.weight", hp.n_vocab, hp.n_embd);
   w.output_norm = b.vec("output_norm.weight", hp.n_embd);
   w.output = b.matrix("output.weight", hp.n_vocab, hp.n_embd, /*required=*/false);
-  if (!w.output.data) {
+  if (w.output.name.empty()) {
     w.tied_output = true;
     w.output = w.tok_embd;
     w.output.name = "token_embd.weight (tied output)";
@@ -132,7 +203,48 @@ std::unique_ptr<Model> Model::from_file(gguf::File file, const LoadOptions& opts
     l.w_down = b.matrix(p + "ffn_down.weight", hp.n_embd, hp.n_ff);
   }
   m->weight_bytes_ = b.bytes();
+  if (opts.placement) m->start_streaming(*opts.placement);
   return m;
+}
+
+void Model::start_streaming(const WeightPlacement& pl) {
+  // The streamed matrices in the order the forward pass multiplies by them (llama_forward.cpp), then the
+  // output matrix. Streamed embeddings are gathered row by row (embed()), not ringed.
+  std::vector<Matrix*> seq;
+  for (LayerWeights& l : w_.layers)
+    for (Matrix* mx : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      if (mx->streamed) seq.push_back(mx);
+  if (w_.output.streamed) seq.push_back(&w_.output);
+  if (!seq.empty()) {
+    std::vector<storage::Extent> ext;
+    for (const Matrix* mx : seq) ext.push_back({mx->name, mx->file_offset, mx->row_bytes * static_cast<size_t>(mx->rows)});
+    streamer_ = std::make_unique<storage::WeightStreamer>(*direct_, std::move(ext), pl.ring_slots, pl.verify);
+    for (size_t i = 0; i < seq.size(); ++i) {
+      sources_.push_back(std::make_unique<StreamSource>(*streamer_, i));
+      seq[i]->kw.source = sources_.back().get();
+    }
+  }
+  if (w_.tok_embd.streamed) embed_buf_ = storage::AlignedBuffer(2 * storage::kDirectAlign + w_.tok_embd.row_bytes);
+  // Nothing reads the weights through the mapping any more: drop its pages (the header stays parsed in
+  // memory) and the file's cached pages, so that the budget is not charged for them.
+  const auto bytes = file_.bytes();
+  if (!bytes.empty()) {
+    madvise(const_cast<uint8_t*>(bytes.data()), bytes.size(), MADV_DONTNEED);
+    direct_->drop_page_cache();
+  }
+}
+
+void Model::embed(const int32_t* tokens, int64_t n, float* out) const {
+  const Matrix& e = w_.tok_embd;
+  if (e.data) return kernels::embedding(e.type, e.data, hp_.n_vocab, hp_.n_embd, tokens, n, out);
+  std::lock_guard<std::mutex> lk(embed_mu_);
+  for (int64_t t = 0; t < n; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= hp_.n_vocab)
+      fail("token id {} is out of range: the vocabulary has {} tokens", tokens[t], hp_.n_vocab);
+    const uint8_t* row = direct_->read(e.file_offset + static_cast<uint64_t>(tokens[t]) * e.row_bytes, e.row_bytes,
+                                       embed_buf_.data(), fmt::format("row {} of '{}'", tokens[t], e.name));
+    dequantize_row(e.type, row, out + t * hp_.n_embd, hp_.n_embd);
+  }
 }
 
 std::string Model::describe() const {

@@ -1,16 +1,21 @@
 // A loaded Llama-family model: hyper-parameters and the weights bound to tensors of the GGUF file.
-// Weight matrices stay in the memory-mapped file (zero copy); only the small vectors (norms, biases, rope
-// frequency factors) are copied out as float32. Shapes are written (rows, cols), row-major: a matrix
+// Weight matrices stay in the memory-mapped file (zero copy), or under a memory budget (WeightPlacement)
+// are copied into anonymous memory or streamed from the file each token; only the small vectors (norms,
+// biases, rope frequency factors) are copied out as float32. Shapes are written (rows, cols), row-major: a matrix
 // (out, in) maps an input of `in` values to `out` values (ggml's ne = [in, out]).
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "gguf/gguf.h"
 #include "kernels/matmul.h"
 #include "model/hparams.h"
+#include "storage/direct_file.h"
+#include "storage/weight_streamer.h"
 #include "tensor/dtype.h"
 
 namespace strata::model {
@@ -19,7 +24,11 @@ namespace strata::model {
 struct Matrix {
   std::string name;
   DType type = DType::F32;
-  const uint8_t* data = nullptr;  // into the mapped file: rows × row_bytes
+  // rows × row_bytes: into the mapped file; under a memory budget (LoadOptions::placement) a copy in
+  // anonymous memory, or null when the matrix streams (kw.source reads it) or only its repacked copy is kept.
+  const uint8_t* data = nullptr;
+  uint64_t file_offset = 0;       // absolute offset of the bytes in the model file
+  bool streamed = false;          // read from the file each token (LoadOptions::placement)
   int64_t rows = 0, cols = 0;
   size_t row_bytes = 0;
   kernels::Weight kw;             // the same matrix prepared for kernels::matmul (may hold a repacked copy)
@@ -51,9 +60,20 @@ struct Weights {
   std::vector<float> rope_freq_factors;  // (n_rot / 2) or empty: Llama 3 (rope_freqs.weight)
 };
 
+// Where the weights live under a memory budget (`--mem`; the plan layer decides it). Listed matrices are
+// streamed from the model file each token with direct I/O into a ring of `ring_slots` buffers
+// (storage::WeightStreamer); every other matrix is read once with direct I/O into anonymous memory. The
+// file's pages are then dropped from the page cache and the mapping: only the header stays mapped.
+struct WeightPlacement {
+  std::vector<std::string> streamed;  // tensor names ("blk.3.ffn_up.weight")
+  int ring_slots = 2;
+  bool verify = true;                 // checksum streamed tensors at every read (file changed: an error)
+};
+
 struct LoadOptions {
   bool prepare_kernels = true;  // call kernels::prepare_weight on every matrix (the runtime path needs it)
   bool progress = false;        // progress bar while parsing (terminal only)
+  const WeightPlacement* placement = nullptr;  // null: every weight used in place from the mapped file
 };
 
 class Model {
@@ -67,15 +87,32 @@ class Model {
   const HParams& hparams() const { return hp_; }
   const Weights& weights() const { return w_; }
   uint64_t weight_bytes() const { return weight_bytes_; }  // bytes of all tensors bound from the file
+  // Under a placement: bytes of weights held in anonymous memory (copies and repacked copies), and the
+  // streamer (null when nothing streams).
+  uint64_t resident_bytes() const { return resident_bytes_; }
+  const storage::WeightStreamer* streamer() const { return streamer_.get(); }
+  const storage::DirectFile* direct_file() const { return direct_.get(); }
+  // out[t] = the embedding row of tokens[t] (n_embd floats each): from memory, or gathered from the file
+  // when the embeddings stream. Throws strata::Error for a token id outside the vocabulary.
+  void embed(const int32_t* tokens, int64_t n, float* out) const;
   // "llama 5 layers, n_embd 64, ... f32" for logs.
   std::string describe() const;
 
  private:
   Model() = default;
+  void start_streaming(const WeightPlacement& pl);
   gguf::File file_;
   HParams hp_;
   Weights w_;
   uint64_t weight_bytes_ = 0;
+  // ---- under a placement (LoadOptions::placement) ----
+  std::unique_ptr<storage::DirectFile> direct_;
+  std::vector<storage::AlignedBuffer> resident_;  // resident weights' bytes
+  uint64_t resident_bytes_ = 0;
+  std::unique_ptr<storage::WeightStreamer> streamer_;
+  std::deque<std::unique_ptr<kernels::WeightSource>> sources_;
+  mutable std::mutex embed_mu_;
+  mutable storage::AlignedBuffer embed_buf_;  // one gathered embedding row (aligned span)
 };
 
 }  // namespace strata::model

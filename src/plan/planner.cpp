@@ -329,7 +329,8 @@ Plan make_plan(const ModelDesc& m, const MachineRates& rates, const PlanOptions&
   p.kv_bytes = static_cast<uint64_t>(std::ceil(p.kv_bytes_per_token * static_cast<double>(p.ctx)));
 
   // Working buffers without the ring.
-  const auto nb = static_cast<uint64_t>(std::min(opt.n_batch, p.ctx));
+  // The runtime sizes its scratch for n_batch tokens whatever the context (LlamaForward), so no clamp.
+  const auto nb = static_cast<uint64_t>(opt.n_batch);
   const auto u = [](int64_t v) { return static_cast<uint64_t>(v); };
   const uint64_t q_dim = u(m.n_head * m.head_dim), kv_dim = u(m.n_head_kv * m.head_dim);
   const uint64_t wide = u(std::max(m.n_embd, m.n_ff));

@@ -116,6 +116,18 @@ TEST(PlanPlacement, FitsBoundaries) {
   EXPECT_FALSE(make_plan(m, epyc(), opts(min - 1)).fits);
 }
 
+// The runtime (LlamaForward) sizes its scratch for n_batch tokens whatever the context: a short context does
+// not shrink the activations (it did, and `run --mem` then peaked 14 MiB over the plan on tinyllama).
+TEST(PlanPlacement, ActivationsFollowNBatchNotTheContext) {
+  const ModelDesc m = q4_0_shape("tinyllama-1.1b");
+  PlanOptions a = opts(24 * kGiB, 64), b = opts(24 * kGiB, 4096);
+  a.n_batch = b.n_batch = 512;
+  EXPECT_EQ(make_plan(m, epyc(), a).buffers.activations, make_plan(m, epyc(), b).buffers.activations);
+  PlanOptions c = opts(24 * kGiB, 4096);
+  c.n_batch = 64;
+  EXPECT_LT(make_plan(m, epyc(), c).buffers.activations, make_plan(m, epyc(), b).buffers.activations);
+}
+
 TEST(PlanPredict, DecodeScalesWithDramBandwidthWhenMemoryBound) {
   const ModelDesc m = q4_0_shape("llama2-7b");
   MachineRates r = epyc();

@@ -1,0 +1,182 @@
+// storage/: direct reads at any offset, the streaming ring (in order, out of order, several cycles), and
+// the errors a truncated or modified file gives while streaming.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "storage/direct_file.h"
+#include "storage/weight_streamer.h"
+
+namespace strata::storage {
+namespace {
+
+// A file of `n` seeded random bytes; returns them.
+std::vector<uint8_t> write_random_file(const std::string& path, size_t n, uint32_t seed) {
+  std::vector<uint8_t> b(n);
+  std::mt19937 rng(seed);
+  for (auto& x : b) x = static_cast<uint8_t>(rng());
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(n));
+  return b;
+}
+
+std::string temp(const std::string& name) { return ::testing::TempDir() + "storage-" + name; }
+
+TEST(DirectFile, ReadsAnyOffsetAndLength) {
+  const std::string path = temp("direct.bin");
+  const size_t n = 3 * kDirectAlign * 7 + 123;  // not a multiple of the block
+  const auto bytes = write_random_file(path, n, 1);
+  const DirectFile f = DirectFile::open(path);
+  EXPECT_EQ(f.size_at_open(), n);
+  // Offsets and lengths below, at and across the 4 KiB block, and up to the very end of the file.
+  for (uint64_t off : {uint64_t{0}, uint64_t{1}, uint64_t{4095}, uint64_t{4096}, uint64_t{10001}, uint64_t{n - 77}}) {
+    for (size_t len : {size_t{1}, size_t{31}, size_t{4096}, size_t{9000}}) {
+      if (off + len > n) len = n - off;
+      const AlignedSpan s = aligned_span(off, len);
+      EXPECT_EQ(s.offset % kDirectAlign, 0u);
+      EXPECT_EQ(s.bytes % kDirectAlign, 0u);
+      AlignedBuffer buf(s.bytes);
+      const uint8_t* p = f.read(off, len, buf.data(), "test bytes");
+      EXPECT_EQ(std::vector<uint8_t>(p, p + len), std::vector<uint8_t>(bytes.begin() + off, bytes.begin() + off + len))
+          << "offset " << off << " length " << len;
+    }
+  }
+  AlignedBuffer buf(3 * kDirectAlign);
+  try {
+    f.read(n - 10, 20, buf.data(), "the tail");
+    FAIL() << "a read past the end must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the tail"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(DirectFile::open(temp("does-not-exist.bin")), Error);
+}
+
+std::vector<Extent> some_extents() {
+  // Unaligned offsets and sizes; one larger than the others (the slot size).
+  return {{"a", 100, 5000}, {"b", 5100, 4096}, {"c", 9196, 70001}, {"d", 81920, 1}, {"e", 81921, 12345}};
+}
+
+TEST(WeightStreamer, InOrderOutOfOrderAndRepeated) {
+  const std::string path = temp("ring.bin");
+  const auto bytes = write_random_file(path, 100000, 2);
+  const DirectFile f = DirectFile::open(path);
+  const auto ext = some_extents();
+  for (int slots : {1, 2, 3, 7}) {
+    WeightStreamer s(f, ext, slots);
+    EXPECT_EQ(s.slot_bytes(), aligned_span(9196, 70001).bytes);
+    auto check = [&](size_t i) {
+      const uint8_t* p = s.acquire(i);
+      EXPECT_EQ(std::vector<uint8_t>(p, p + ext[i].bytes),
+                std::vector<uint8_t>(bytes.begin() + ext[i].offset, bytes.begin() + ext[i].offset + ext[i].bytes))
+          << "tensor " << i << " with " << slots << " slots";
+      s.release(i);
+    };
+    for (int pass = 0; pass < 3; ++pass)
+      for (size_t i = 0; i < ext.size(); ++i) check(i);
+    EXPECT_EQ(s.stats().resyncs, 0u);
+    // A pass that skips tensors (the output matrix when no logits are wanted) and one that jumps back.
+    for (size_t i : {size_t{0}, size_t{1}, size_t{3}, size_t{0}, size_t{4}, size_t{2}}) check(i);
+    EXPECT_GT(s.stats().resyncs, 0u);
+  }
+}
+
+// Two forward passes sharing one model from two threads: each gets the right bytes (they take turns).
+TEST(WeightStreamer, TwoThreadsTakeTurns) {
+  const std::string path = temp("threads.bin");
+  const auto bytes = write_random_file(path, 100000, 5);
+  const DirectFile f = DirectFile::open(path);
+  const auto ext = some_extents();
+  WeightStreamer s(f, ext, 2);
+  std::atomic<int> bad{0};
+  auto pass = [&] {
+    for (int p = 0; p < 20; ++p)
+      for (size_t i = 0; i < ext.size(); ++i) {
+        const uint8_t* d = s.acquire(i);
+        if (std::memcmp(d, bytes.data() + ext[i].offset, ext[i].bytes) != 0) ++bad;
+        s.release(i);
+      }
+  };
+  std::thread a(pass), b(pass);
+  a.join();
+  b.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(WeightStreamer, TruncatedFileIsAClearError) {
+  const std::string path = temp("trunc.bin");
+  write_random_file(path, 100000, 3);
+  const DirectFile f = DirectFile::open(path);
+  const auto ext = some_extents();
+  WeightStreamer s(f, ext, 2);
+  for (size_t i = 0; i < ext.size(); ++i) s.acquire(i), s.release(i);
+  ASSERT_EQ(truncate(path.c_str(), 50000), 0);
+  // The read-ahead may already hold tensors 0 and 1 (read before the truncation): c is past the new end.
+  bool threw = false;
+  for (size_t i = 0; i < ext.size() && !threw; ++i) {
+    try {
+      s.acquire(i);
+      s.release(i);
+    } catch (const Error& e) {
+      threw = true;
+      EXPECT_EQ(i, 2u);
+      EXPECT_NE(std::string(e.what()).find("'c'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(threw);
+  EXPECT_THROW(s.acquire(2), Error);  // and again: the error persists, nothing crashes
+}
+
+TEST(WeightStreamer, ModifiedFileIsAClearError) {
+  const std::string path = temp("modified.bin");
+  write_random_file(path, 100000, 4);
+  const DirectFile f = DirectFile::open(path);
+  const auto ext = some_extents();
+  WeightStreamer s(f, ext, 2);
+  for (size_t i = 0; i < ext.size(); ++i) s.acquire(i), s.release(i);  // first reads: checksums recorded
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  const uint8_t junk[3] = {0xde, 0xad, 0xbf};
+  ASSERT_EQ(pwrite(fd, junk, 3, 40000), 3);  // inside 'c'
+  ::close(fd);
+  bool threw = false;
+  for (int pass = 0; pass < 2 && !threw; ++pass)
+    for (size_t i = 0; i < ext.size() && !threw; ++i) {
+      try {
+        s.acquire(i);
+        s.release(i);
+      } catch (const Error& e) {
+        threw = true;
+        EXPECT_EQ(i, 2u);
+        EXPECT_NE(std::string(e.what()).find("modified"), std::string::npos) << e.what();
+      }
+    }
+  EXPECT_TRUE(threw);
+}
+
+TEST(Checksum, SeesChangedAndMovedBytes) {
+  std::vector<uint8_t> a(1000);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 7);
+  const uint64_t h = checksum(a.data(), a.size());
+  auto b = a;
+  b[500] ^= 1;
+  EXPECT_NE(checksum(b.data(), b.size()), h);
+  b = a;
+  std::swap_ranges(b.begin(), b.begin() + 32, b.begin() + 64);  // two 32-byte blocks swapped
+  EXPECT_NE(checksum(b.data(), b.size()), h);
+  EXPECT_NE(checksum(a.data(), a.size() - 1), h);
+  EXPECT_EQ(checksum(a.data(), a.size()), h);
+}
+
+}  // namespace
+}  // namespace strata::storage
