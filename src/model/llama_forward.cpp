@@ -10,12 +10,22 @@
 namespace strata::model {
 
 LlamaForward::LlamaForward(const Model& model, kv::KvCache& kv, ThreadPool& pool, int64_t n_batch)
-    : m_(model), kv_(kv), pool_(pool), n_batch_(n_batch < 1 ? 1 : n_batch) {
+    : LlamaForward(model, pool, n_batch) {
+  check_cache(kv);
+  kv_ = &kv;
+}
+
+void LlamaForward::check_cache(const kv::KvCache& kv) const {
   const HParams& hp = m_.hparams();
-  const kv::KvCacheConfig& c = kv_.config();
+  const kv::KvCacheConfig& c = kv.config();
   STRATA_ASSERT(c.n_layer == hp.n_layer && c.n_head_kv == hp.n_head_kv && c.head_dim_k == hp.head_dim &&
                     c.head_dim_v == hp.head_dim_v,
                 "KV cache shape does not match the model");
+}
+
+LlamaForward::LlamaForward(const Model& model, ThreadPool& pool, int64_t n_batch)
+    : m_(model), kv_(nullptr), pool_(pool), n_batch_(n_batch < 1 ? 1 : n_batch) {
+  const HParams& hp = m_.hparams();
   inv_freq_.resize(static_cast<size_t>(hp.n_rot / 2));
   const auto& ff = m_.weights().rope_freq_factors;
   kernels::rope_inv_freq(static_cast<int>(hp.n_rot), hp.rope_freq_base, hp.rope_freq_scale,
@@ -30,14 +40,16 @@ LlamaForward::LlamaForward(const Model& model, kv::KvCache& kv, ThreadPool& pool
   proj_.resize(sz(hp.n_embd));
   gate_.resize(sz(hp.n_ff));
   up_.resize(sz(hp.n_ff));
+  toks_.resize(static_cast<size_t>(n_batch_));
 }
 
 void LlamaForward::eval(std::span<const int32_t> tokens, float* logits, bool all_logits) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return;
-  const int64_t need = kv_.n_used() + n;
-  if (need > kv_.n_ctx())
-    fail("the context is full: {} tokens needed but --ctx is {}: raise --ctx to at least {}", need, kv_.n_ctx(), need);
+  STRATA_ASSERT(kv_ != nullptr, "eval() on a forward made for eval_multi() only");
+  const int64_t need = kv_->n_used() + n;
+  if (need > kv_->n_ctx())
+    fail("the context is full: {} tokens needed but --ctx is {}: raise --ctx to at least {}", need, kv_->n_ctx(), need);
   const int64_t n_vocab = m_.hparams().n_vocab;
   for (int64_t b = 0; b < n; b += n_batch_) {
     const int64_t nb = std::min(n_batch_, n - b);
@@ -50,13 +62,73 @@ void LlamaForward::eval(std::span<const int32_t> tokens, float* logits, bool all
 }
 
 void LlamaForward::eval_batch(const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
+  const SeqStep one{kv_, std::span<const int32_t>(tokens, static_cast<size_t>(n)), nullptr};
+  run_rows(std::span<const SeqStep>(&one, 1), tokens, n);
+  if (!logits) return;
+
+  // Output head: all rows, or only the last one.
   const HParams& hp = m_.hparams();
   const Weights& w = m_.weights();
-  const int64_t pos0 = kv_.n_used();
-  kv_.reserve(pos0 + n);
+  const int64_t first = all_logits ? 0 : n - 1;
+  const int64_t rows = n - first;
+  kernels::rmsnorm(x_.data() + first * hp.n_embd, w.output_norm.data(), xb_.data(), rows, hp.n_embd, hp.rms_eps);
+  kernels::matmul(w.output.kw, xb_.data(), rows, logits, pool_);
+}
+
+void LlamaForward::eval_multi(std::span<const SeqStep> seqs) {
+  int64_t n = 0;
+  for (const SeqStep& s : seqs) {
+    STRATA_ASSERT(s.kv != nullptr && !s.tokens.empty(), "eval_multi: a sequence without a cache or tokens");
+    check_cache(*s.kv);
+    const int64_t need = s.kv->n_used() + static_cast<int64_t>(s.tokens.size());
+    if (need > s.kv->n_ctx())
+      fail("the context is full: {} tokens needed but the sequence's context is {}: raise --ctx to at least {}",
+           need, s.kv->n_ctx(), need);
+    n += static_cast<int64_t>(s.tokens.size());
+  }
+  if (n == 0) return;
+  if (n > n_batch_) fail("a step of {} tokens is larger than the batch size {}: raise --batch-size", n, n_batch_);
+  int64_t r = 0;
+  for (const SeqStep& s : seqs) {
+    std::copy(s.tokens.begin(), s.tokens.end(), toks_.begin() + r);
+    r += static_cast<int64_t>(s.tokens.size());
+  }
+  run_rows(seqs, toks_.data(), n);
+
+  // Output head over the last row of each sequence that wants logits, in one matmul.
+  const HParams& hp = m_.hparams();
+  const Weights& w = m_.weights();
+  int64_t n_out = 0;
+  r = 0;
+  for (const SeqStep& s : seqs) {
+    r += static_cast<int64_t>(s.tokens.size());
+    if (!s.logits) continue;
+    kernels::rmsnorm(x_.data() + (r - 1) * hp.n_embd, w.output_norm.data(), xb_.data() + n_out * hp.n_embd, 1,
+                     hp.n_embd, hp.rms_eps);
+    ++n_out;
+  }
+  if (n_out == 0) return;
+  out_.resize(static_cast<size_t>(n_out * hp.n_vocab));
+  kernels::matmul(w.output.kw, xb_.data(), n_out, out_.data(), pool_);
+  int64_t o = 0;
+  for (const SeqStep& s : seqs) {
+    if (!s.logits) continue;
+    std::copy_n(out_.data() + o * hp.n_vocab, hp.n_vocab, s.logits);
+    ++o;
+  }
+}
+
+void LlamaForward::run_rows(std::span<const SeqStep> seqs, const int32_t* tokens, int64_t n) {
+  const HParams& hp = m_.hparams();
+  const Weights& w = m_.weights();
+  pos0_.resize(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    pos0_[i] = seqs[i].kv->n_used();
+    seqs[i].kv->reserve(pos0_[i] + static_cast<int64_t>(seqs[i].tokens.size()));
+  }
 
   // x = embeddings of the tokens
-  kernels::embedding(w.tok_embd.type, w.tok_embd.data, hp.n_vocab, hp.n_embd, tokens, n, x_.data());
+  m_.embed(tokens, n, x_.data());  // storage hook: gathers the rows from the file when the embeddings stream
 
   kernels::AttentionShape shape;
   shape.n_head = static_cast<int32_t>(hp.n_head);
@@ -68,7 +140,7 @@ void LlamaForward::eval_batch(const int32_t* tokens, int64_t n, float* logits, b
 
   for (int64_t l = 0; l < hp.n_layer; ++l) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
-    // Attention block: q, k, v projections of the normed stream, rotated by position.
+    // Attention block: q, k, v projections of the normed stream (all sequences' rows together).
     kernels::rmsnorm(x_.data(), lw.attn_norm.data(), xb_.data(), n, hp.n_embd, hp.rms_eps);
     kernels::matmul(lw.wq.kw, xb_.data(), n, q_.data(), pool_);
     kernels::matmul(lw.wk.kw, xb_.data(), n, k_.data(), pool_);
@@ -76,12 +148,29 @@ void LlamaForward::eval_batch(const int32_t* tokens, int64_t n, float* logits, b
     if (!lw.bq.empty()) kernels::add_bias(q_.data(), lw.bq.data(), n, hp.q_dim());
     if (!lw.bk.empty()) kernels::add_bias(k_.data(), lw.bk.data(), n, hp.k_dim());
     if (!lw.bv.empty()) kernels::add_bias(v_.data(), lw.bv.data(), n, hp.v_dim());
-    kernels::rope(q_.data(), n, static_cast<int>(hp.n_head), static_cast<int>(hp.head_dim),
-                  static_cast<int>(hp.n_rot), pos0, inv_freq_.data(), hp.rope_mode);
-    kernels::rope(k_.data(), n, static_cast<int>(hp.n_head_kv), static_cast<int>(hp.head_dim),
-                  static_cast<int>(hp.n_rot), pos0, inv_freq_.data(), hp.rope_mode);
-    kv_.store(l, pos0, n, k_.data(), v_.data());
-    kernels::attention(shape, q_.data(), n, pos0, kv_.k_view(l), kv_.v_view(l), pos0 + n, att_.data(), pool_);
+    // Per sequence: rotate by its positions, store in its cache, attend over it.
+    int64_t r0 = 0;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      kv::KvCache& kv = *seqs[i].kv;
+      const int64_t ns = static_cast<int64_t>(seqs[i].tokens.size());
+      const int64_t pos0 = pos0_[i];
+      float* q = q_.data() + r0 * hp.q_dim();
+      float* k = k_.data() + r0 * hp.k_dim();
+      // The rope position is the cache slot plus the tokens a KV budget evicted (0 without a budget).
+      const int64_t rope_pos0 = pos0 + kv.pos_offset();
+      kernels::rope(q, ns, static_cast<int>(hp.n_head), static_cast<int>(hp.head_dim), static_cast<int>(hp.n_rot),
+                    rope_pos0, inv_freq_.data(), hp.rope_mode);
+      kernels::rope(k, ns, static_cast<int>(hp.n_head_kv), static_cast<int>(hp.head_dim),
+                    static_cast<int>(hp.n_rot), rope_pos0, inv_freq_.data(), hp.rope_mode);
+      kv.store(l, pos0, ns, k, v_.data() + r0 * hp.v_dim());
+      // KV formats with a channel transform T (kv_cache.h): attention runs in the stored domain, so the
+      // query is rotated first (T q) and the output back after (T^-1 out); no-ops for other formats.
+      kv.query_to_stored(l, q, ns, hp.n_head);
+      kernels::attention(shape, q, ns, pos0, kv.k_view(l), kv.v_view(l), pos0 + ns, att_.data() + r0 * hp.o_dim(),
+                         pool_);
+      kv.output_from_stored(l, att_.data() + r0 * hp.o_dim(), ns, hp.n_head);
+      r0 += ns;
+    }
     kernels::matmul(lw.wo.kw, att_.data(), n, proj_.data(), pool_);
     if (!lw.bo.empty()) kernels::add_bias(proj_.data(), lw.bo.data(), n, hp.n_embd);
     kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
@@ -94,14 +183,7 @@ void LlamaForward::eval_batch(const int32_t* tokens, int64_t n, float* logits, b
     kernels::matmul(lw.w_down.kw, gate_.data(), n, proj_.data(), pool_);
     kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
   }
-  kv_.set_used(pos0 + n);
-  if (!logits) return;
-
-  // Output head: all rows, or only the last one.
-  const int64_t first = all_logits ? 0 : n - 1;
-  const int64_t rows = n - first;
-  kernels::rmsnorm(x_.data() + first * hp.n_embd, w.output_norm.data(), xb_.data(), rows, hp.n_embd, hp.rms_eps);
-  kernels::matmul(w.output.kw, xb_.data(), rows, logits, pool_);
+  for (size_t i = 0; i < seqs.size(); ++i) seqs[i].kv->set_used(pos0_[i] + static_cast<int64_t>(seqs[i].tokens.size()));
 }
 
 }  // namespace strata::model

@@ -12,10 +12,19 @@
 
 namespace strata::model {
 
+// One sequence's part of a multi-sequence step (eval_multi): its own cache and the tokens to append to it.
+struct SeqStep {
+  kv::KvCache* kv = nullptr;         // the sequence's cache; tokens go at positions kv->n_used(), ...
+  std::span<const int32_t> tokens;   // at least one
+  float* logits = nullptr;           // n_vocab next-token logits of the last token, or null (no output)
+};
+
 class LlamaForward {
  public:
   // n_batch: the most tokens processed in one step (longer inputs are split); sizes the scratch buffers.
   LlamaForward(const Model& model, kv::KvCache& kv, ThreadPool& pool, int64_t n_batch = 512);
+  // Without a cache of its own: only eval_multi() may be called (the server's scheduler).
+  LlamaForward(const Model& model, ThreadPool& pool, int64_t n_batch = 512);
 
   // Runs `tokens` at positions kv.n_used(), kv.n_used() + 1, ... and appends their keys and values to the
   // cache. Writes to `logits` the next-token logits of the last token (n_vocab values), or with all_logits
@@ -23,13 +32,23 @@ class LlamaForward {
   // Throws strata::Error when the tokens do not fit in the context.
   void eval(std::span<const int32_t> tokens, float* logits, bool all_logits = false);
 
+  // Several sequences in one step: the rows of all of them go through each weight matrix together (one pass
+  // over the weights serves every sequence); rope, the cache update and attention run per sequence. Gives
+  // each sequence the logits it would get from eval() alone. The total number of tokens must be at most
+  // n_batch(); every cache must match the model's shape. Throws strata::Error when a sequence does not fit
+  // in its context or the step is too large.
+  void eval_multi(std::span<const SeqStep> seqs);
+
   int64_t n_batch() const { return n_batch_; }
 
  private:
   void eval_batch(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
+  // The forward pass over the rows of several sequences (tokens: all of them, sequence after sequence).
+  void run_rows(std::span<const SeqStep> seqs, const int32_t* tokens, int64_t n);
+  void check_cache(const kv::KvCache& kv) const;
 
   const Model& m_;
-  kv::KvCache& kv_;
+  kv::KvCache* kv_;  // eval()'s cache; null for a forward made for eval_multi() only
   ThreadPool& pool_;
   int64_t n_batch_;
   std::vector<float> inv_freq_;  // (n_rot / 2) rope frequencies
@@ -43,6 +62,9 @@ class LlamaForward {
   std::vector<float> proj_;   // (n_batch, n_embd)
   std::vector<float> gate_;   // (n_batch, n_ff)
   std::vector<float> up_;     // (n_batch, n_ff)
+  std::vector<int32_t> toks_;  // (n_batch) eval_multi's tokens, gathered
+  std::vector<int64_t> pos0_;  // (sequences) first position of each sequence in the current step
+  std::vector<float> out_;     // (sequences with logits, n_vocab) eval_multi's logits before scattering
 };
 
 }  // namespace strata::model

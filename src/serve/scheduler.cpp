@@ -1,0 +1,451 @@
+#include "serve/scheduler.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <span>
+#include <utility>
+
+#include "core/error.h"
+#include "runtime/session.h"
+
+namespace strata::serve {
+
+using Clock = std::chrono::steady_clock;
+constexpr int64_t kMinCopy = 8;  // shortest prefix worth copying from a running sequence
+
+// ---- RequestHandle ----
+
+bool RequestHandle::wait(std::vector<Event>& out, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return done_ || !events_.empty(); });
+  while (!events_.empty()) {
+    out.push_back(std::move(events_.front()));
+    events_.pop_front();
+  }
+  return done_;
+}
+
+void RequestHandle::push(Event e) {
+  {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+}
+
+void RequestHandle::end(Finish f) {
+  {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    finish_ = std::move(f);
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+namespace {
+
+// Holds back text that may be the start of a stop string, so a stop string is never sent (as generate()).
+class StopFilter {
+ public:
+  explicit StopFilter(std::vector<std::string> stops) : stops_(std::move(stops)) {}
+  std::string push(const std::string& s, bool& stopped) {
+    held_ += s;
+    for (const std::string& st : stops_) {
+      if (size_t p = held_.find(st); p != std::string::npos) {
+        stopped = true;
+        std::string out = held_.substr(0, p);
+        held_.clear();
+        return out;
+      }
+    }
+    size_t keep = 0;  // longest suffix of held_ that is a proper prefix of a stop string
+    for (const std::string& st : stops_)
+      for (size_t k = std::min(st.size() - 1, held_.size()); k > keep; --k)
+        if (held_.compare(held_.size() - k, k, st, 0, k) == 0) {
+          keep = k;
+          break;
+        }
+    std::string out = held_.substr(0, held_.size() - keep);
+    held_.erase(0, held_.size() - keep);
+    return out;
+  }
+  std::string flush() { return std::exchange(held_, std::string()); }
+
+ private:
+  std::vector<std::string> stops_;
+  std::string held_;
+};
+
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+// Copies the keys and values of positions [0, n) of `src` into the empty cache `dst` (same shape and formats),
+// through the cache's public interface: rows decoded to float32 and stored again (exact for f32 and f16).
+void copy_prefix(const kv::KvCache& src, kv::KvCache& dst, int64_t n) {
+  const kv::KvCacheConfig& c = src.config();
+  constexpr int64_t kChunk = 64;  // positions per round (bounded scratch)
+  const int64_t nh = c.n_head_kv, dk = c.head_dim_k, dv = c.head_dim_v;
+  std::vector<float> head(static_cast<size_t>(kChunk * std::max(dk, dv)));
+  std::vector<float> k(static_cast<size_t>(kChunk * nh * dk)), v(static_cast<size_t>(kChunk * nh * dv));
+  dst.truncate(0);
+  dst.reserve(n);
+  for (int64_t p0 = 0; p0 < n; p0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - p0);
+    for (int64_t l = 0; l < c.n_layer; ++l) {
+      for (int kind = 0; kind < 2; ++kind) {
+        const int64_t d = kind == 0 ? dk : dv;
+        float* rows = kind == 0 ? k.data() : v.data();
+        for (int64_t h = 0; h < nh; ++h) {
+          src.read_rows(l, kind, h, p0, p0 + m, head.data());
+          for (int64_t t = 0; t < m; ++t)
+            std::copy_n(head.data() + t * d, d, rows + (t * nh + h) * d);
+        }
+      }
+      dst.store(l, p0, m, k.data(), v.data());
+    }
+    dst.set_used(p0 + m);
+  }
+}
+
+}  // namespace
+
+struct Scheduler::Sequence {
+  Sequence(Job j, std::shared_ptr<RequestHandle> handle, const Tokenizer& tok, int32_t n_vocab)
+      : job(std::move(j)),
+        h(std::move(handle)),
+        sampler(job.sampling, n_vocab),
+        dec(tok, /*render_special=*/false, job.text_start),
+        filter(job.stop),
+        logits(static_cast<size_t>(n_vocab)) {}
+
+  Job job;
+  std::shared_ptr<RequestHandle> h;
+  std::unique_ptr<kv::KvCache> kv;
+  std::vector<int32_t> tokens;  // the tokens whose keys and values are in kv, in order
+  size_t n_fed = 0;             // prompt tokens in kv
+  int64_t cached = 0;           // of those, taken from the prefix cache
+  Sampler sampler;
+  StreamDecoder dec;
+  StopFilter filter;
+  int64_t n_generated = 0;
+  int32_t pending = -1;         // sampled, to be fed at the next step
+  Clock::time_point deadline = Clock::time_point::max();
+  std::vector<float> logits;    // (n_vocab)
+  bool done = false;
+};
+
+Scheduler::Scheduler(const model::Model& model, const Tokenizer& tok, const SchedulerConfig& cfg)
+    : model_(model),
+      tok_(tok),
+      cfg_(cfg),
+      n_ctx_(cfg.n_ctx > 0 ? cfg.n_ctx : model.hparams().n_ctx_train),
+      pool_(cfg.n_threads > 0 ? cfg.n_threads : runtime::default_threads()),
+      fwd_(model, pool_, std::max(1, cfg.max_active) + std::max<int64_t>(1, cfg.prefill_chunk)) {
+  if (cfg_.max_active < 1) fail("--parallel {}: must be at least 1", cfg_.max_active);
+  if (cfg_.max_queue < 0) fail("--queue {}: must not be negative", cfg_.max_queue);
+  if (cfg_.prefill_chunk < 1) fail("--prefill-chunk {}: must be at least 1", cfg_.prefill_chunk);
+  if (n_ctx_ < 2) fail("--ctx {}: a sequence needs at least 2 positions", n_ctx_);
+  if (cfg_.cache_entries < 0) cfg_.cache_entries = cfg_.max_active;
+  const model::HParams& hp = model.hparams();
+  kv_cfg_.n_layer = hp.n_layer;
+  kv_cfg_.n_head_kv = hp.n_head_kv;
+  kv_cfg_.head_dim_k = hp.head_dim;
+  kv_cfg_.head_dim_v = hp.head_dim_v;
+  kv_cfg_.n_ctx = n_ctx_;
+  kv_cfg_.type_k = cfg_.type_k;
+  kv_cfg_.type_v = cfg_.type_v;
+  kv::KvCache probe(kv_cfg_);  // checks the types and that the context can be reserved, before serving
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::shared_ptr<RequestHandle> Scheduler::submit(Job job) {
+  STRATA_ASSERT(!job.prompt.empty() && static_cast<int64_t>(job.prompt.size()) < n_ctx_,
+                "submit: the prompt must be checked against the context first");
+  auto h = std::make_shared<RequestHandle>();
+  {
+    std::lock_guard lock(mu_);
+    if (static_cast<int64_t>(queue_.size()) + m_.active_sequences >= cfg_.max_active + cfg_.max_queue) {
+      ++m_.requests_rejected;
+      throw ApiError(429, "rate_limit_error", "queue_full",
+                     fmt::format("the server is busy: {} requests are running and {} are waiting (--parallel {}, "
+                                 "--queue {}); retry later",
+                                 m_.active_sequences, queue_.size(), cfg_.max_active, cfg_.max_queue));
+    }
+    queue_.push_back({std::move(job), h, Clock::now()});
+    ++m_.requests_total;
+    m_.queue_length = static_cast<int64_t>(queue_.size());
+  }
+  cv_.notify_all();
+  return h;
+}
+
+void Scheduler::set_paused(bool paused) {
+  {
+    std::lock_guard lock(mu_);
+    paused_ = paused;
+  }
+  cv_.notify_all();
+}
+
+MetricsSnapshot Scheduler::metrics() const {
+  std::lock_guard lock(mu_);
+  return m_;
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || (!paused_ && (!active_.empty() || !queue_.empty())); });
+      if (stop_) break;
+    }
+    try {
+      step();
+    } catch (const std::exception& e) {
+      // A bug or an out-of-memory: end the requests of this batch rather than the server.
+      for (auto& s : active_)
+        if (!s->done) finish(*s, {"", {}, 500, fmt::format("internal error: {}", e.what())});
+      active_.clear();
+    }
+  }
+  // Shutting down: nobody is left waiting forever.
+  const Finish bye{"", {}, 503, "the server is shutting down"};
+  for (auto& s : active_) s->h->end(bye);
+  std::lock_guard lock(mu_);
+  for (auto& q : queue_) q.handle->end(bye);
+  queue_.clear();
+}
+
+std::unique_ptr<kv::KvCache> Scheduler::take_cache(const std::vector<int32_t>& prompt, int64_t& reused) {
+  // The kept cache with the longest common prefix; at least the last prompt token is computed again (its
+  // logits are needed).
+  reused = 0;
+  size_t best = kept_.size();
+  for (size_t i = 0; i < kept_.size(); ++i) {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(common_prefix(kept_[i].tokens, prompt)),
+                                        static_cast<int64_t>(prompt.size()) - 1);
+    if (n > reused) reused = n, best = i;
+  }
+  // A running sequence with a longer common prefix: copy its rows (it keeps its own cache).
+  const Sequence* donor = nullptr;
+  int64_t donor_n = std::max<int64_t>(reused, kMinCopy - 1);
+  for (const auto& s : active_) {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(common_prefix(s->tokens, prompt)),
+                                        static_cast<int64_t>(prompt.size()) - 1);
+    if (n > donor_n) donor_n = n, donor = s.get();
+  }
+  if (donor) {
+    auto kv = std::make_unique<kv::KvCache>(kv_cfg_);
+    copy_prefix(*donor->kv, *kv, donor_n);
+    reused = donor_n;
+    return kv;
+  }
+  if (best == kept_.size()) return std::make_unique<kv::KvCache>(kv_cfg_);
+  std::unique_ptr<kv::KvCache> kv = std::move(kept_[best].kv);
+  kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(best));
+  kv->truncate(reused);
+  return kv;
+}
+
+void Scheduler::admit() {
+  for (;;) {
+    Queued q;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty() || static_cast<int>(active_.size()) >= cfg_.max_active) return;
+      q = std::move(queue_.front());
+      queue_.pop_front();
+      m_.queue_length = static_cast<int64_t>(queue_.size());
+      ++m_.active_sequences;  // counted at once, so submit() sees the slot taken
+    }
+    if (q.handle->cancelled()) {
+      std::lock_guard lock(mu_);
+      ++m_.requests_cancelled;
+      q.handle->end({"", {}, 499, "cancelled"});
+      continue;
+    }
+    auto s = std::make_unique<Sequence>(std::move(q.job), q.handle, tok_,
+                                        static_cast<int32_t>(model_.hparams().n_vocab));
+    if (cfg_.timeout_seconds > 0)
+      s->deadline = q.submitted + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(cfg_.timeout_seconds));
+    s->kv = take_cache(s->job.prompt, s->cached);
+    s->tokens.assign(s->job.prompt.begin(), s->job.prompt.begin() + s->cached);
+    s->n_fed = static_cast<size_t>(s->cached);
+    for (int32_t t : s->job.prompt) s->sampler.accept(t);  // the penalties see the whole prompt
+    {
+      std::lock_guard lock(mu_);
+      m_.prompt_tokens_total += s->job.prompt.size();
+      m_.prompt_tokens_computed += s->job.prompt.size() - static_cast<size_t>(s->cached);
+      if (s->cached > 0) ++m_.prefix_cache_hits, m_.prefix_cache_tokens += static_cast<uint64_t>(s->cached);
+    }
+    active_.push_back(std::move(s));
+  }
+}
+
+void Scheduler::finish(Sequence& s, Finish f) {
+  if (s.done) return;
+  s.done = true;
+  if (f.status == 200 && f.reason != "stop_string") {
+    // Whatever text the decoder or the stop filter still holds is final now.
+    bool stopped = false;
+    std::string rest = s.filter.push(s.dec.flush(), stopped);
+    if (!stopped) rest += s.filter.flush();
+    if (!rest.empty()) s.h->push({rest, {}});
+  }
+  if (f.reason == "stop_string") f.reason = "stop";
+  f.usage.prompt_tokens = static_cast<int64_t>(s.job.prompt.size());
+  f.usage.completion_tokens = s.n_generated;
+  f.usage.cached_tokens = s.cached;
+  s.h->end(std::move(f));
+}
+
+void Scheduler::sample_and_emit(Sequence& s, const float* logits) {
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  const std::span<const float> lg(logits, static_cast<size_t>(n_vocab));
+  const int32_t id = s.sampler.sample(lg);
+  s.sampler.accept(id);
+  ++s.n_generated;
+  RequestHandle::Event ev;
+  if (s.job.logprobs >= 0) {
+    double mx = -INFINITY;
+    for (float v : lg) mx = std::max(mx, static_cast<double>(v));
+    double sum = 0;
+    for (float v : lg) sum += std::exp(static_cast<double>(v) - mx);
+    const double lse = mx + std::log(sum);
+    TokenLogprob t;
+    t.token = tok_.token_to_piece(id);
+    t.logprob = static_cast<float>(static_cast<double>(lg[static_cast<size_t>(id)]) - lse);
+    if (s.job.logprobs > 0)
+      for (const TokenProb& c : Sampler::top_n(lg, s.job.logprobs))
+        t.top.emplace_back(tok_.token_to_piece(c.id), static_cast<float>(std::log(std::max(c.p, 1e-38f))));
+    ev.logprobs.push_back(std::move(t));
+  }
+  if (!s.job.ignore_eos && tok_.is_eog(id)) {
+    if (!ev.logprobs.empty()) s.h->push(std::move(ev));
+    finish(s, {"stop", {}, 200, ""});
+    return;
+  }
+  bool stopped = false;
+  ev.text = s.filter.push(s.dec.push(id), stopped);
+  if (!ev.text.empty() || !ev.logprobs.empty()) s.h->push(std::move(ev));
+  if (stopped) return finish(s, {"stop_string", {}, 200, ""});
+  if (s.job.max_tokens >= 0 && s.n_generated >= s.job.max_tokens) return finish(s, {"length", {}, 200, ""});
+  if (s.kv->n_used() + 1 > n_ctx_) return finish(s, {"length", {}, 200, ""});
+  s.pending = id;
+}
+
+void Scheduler::retire(std::unique_ptr<Sequence> s) {
+  if (cfg_.cache_entries <= 0 || !s->kv || s->tokens.empty()) return;
+  s->kv->truncate(static_cast<int64_t>(s->tokens.size()));
+  kept_.push_back({std::move(s->tokens), std::move(s->kv), ++use_clock_});
+  while (static_cast<int>(kept_.size()) > cfg_.cache_entries) {
+    auto lru = std::min_element(kept_.begin(), kept_.end(),
+                                [](const Kept& a, const Kept& b) { return a.last_use < b.last_use; });
+    kept_.erase(lru);
+  }
+}
+
+bool Scheduler::step() {
+  admit();
+  const auto now = Clock::now();
+  for (auto& s : active_) {
+    if (s->h->cancelled()) {
+      finish(*s, {"", {}, 499, "cancelled"});
+      std::lock_guard lock(mu_);
+      ++m_.requests_cancelled;
+    } else if (now >= s->deadline) {
+      finish(*s, {"", {}, 504,
+                  fmt::format("the request took longer than {} s (--timeout): ask for fewer max_tokens or retry "
+                              "when the server is less busy", cfg_.timeout_seconds)});
+      std::lock_guard lock(mu_);
+      ++m_.requests_timed_out;
+    }
+  }
+  // One step: every decoding sequence's next token, then prompt chunks, oldest request first.
+  std::vector<model::SeqStep> steps;
+  std::vector<std::pair<Sequence*, size_t>> who;  // sequence, prompt tokens fed (0: a decode token)
+  for (auto& s : active_)
+    if (!s->done && s->pending >= 0) {
+      steps.push_back({s->kv.get(), std::span<const int32_t>(&s->pending, 1), s->logits.data()});
+      who.emplace_back(s.get(), 0);
+    }
+  int64_t budget = cfg_.prefill_chunk;
+  for (auto& s : active_) {
+    if (s->done || s->pending >= 0 || budget == 0) continue;
+    const int64_t rest = static_cast<int64_t>(s->job.prompt.size() - s->n_fed);
+    const int64_t take = std::min(rest, budget);
+    const bool last = take == rest;
+    steps.push_back({s->kv.get(), std::span<const int32_t>(s->job.prompt.data() + s->n_fed, static_cast<size_t>(take)),
+                     last ? s->logits.data() : nullptr});
+    who.emplace_back(s.get(), static_cast<size_t>(take));
+    budget -= take;
+  }
+
+  uint64_t generated = 0;
+  const auto t0 = Clock::now();
+  if (!steps.empty()) {
+    fwd_.eval_multi(steps);
+    for (auto& [s, fed] : who) {
+      if (fed == 0) {
+        s->tokens.push_back(s->pending);
+        s->pending = -1;
+        sample_and_emit(*s, s->logits.data());
+        ++generated;
+      } else {
+        s->tokens.insert(s->tokens.end(), s->job.prompt.begin() + static_cast<std::ptrdiff_t>(s->n_fed),
+                         s->job.prompt.begin() + static_cast<std::ptrdiff_t>(s->n_fed + fed));
+        s->n_fed += fed;
+        if (s->n_fed == s->job.prompt.size()) {
+          sample_and_emit(*s, s->logits.data());
+          ++generated;
+        }
+      }
+    }
+  }
+  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+
+  // Finished sequences leave the batch; their caches are kept for prefix reuse.
+  std::vector<std::unique_ptr<Sequence>> still;
+  for (auto& s : active_) {
+    if (s->done) retire(std::move(s));
+    else still.push_back(std::move(s));
+  }
+  active_ = std::move(still);
+
+  uint64_t kv_bytes = 0;
+  for (auto& s : active_) kv_bytes += s->kv->committed_bytes();
+  for (auto& k : kept_) kv_bytes += k.kv->committed_bytes();
+  {
+    std::lock_guard lock(mu_);
+    m_.tokens_generated_total += generated;
+    if (!steps.empty()) ++m_.steps_total, m_.step_seconds_total += dt;
+    m_.active_sequences = static_cast<int64_t>(active_.size());
+    m_.cached_sequences = static_cast<int64_t>(kept_.size());
+    m_.kv_committed_bytes = kv_bytes;
+    const auto now2 = Clock::now();
+    rate_.emplace_back(now2, m_.tokens_generated_total);
+    while (rate_.size() > 2 && now2 - rate_.front().first > std::chrono::seconds(10)) rate_.pop_front();
+    const double span = std::chrono::duration<double>(rate_.back().first - rate_.front().first).count();
+    m_.tokens_per_second = span > 0 ? static_cast<double>(rate_.back().second - rate_.front().second) / span : 0;
+    if (active_.empty() && queue_.empty()) rate_.clear(), m_.tokens_per_second = 0;
+  }
+  return !steps.empty();
+}
+
+}  // namespace strata::serve
