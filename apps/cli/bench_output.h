@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "cli/command.h"
 #include "runtime/bench.h"
 
 namespace strata::cli {
@@ -38,5 +39,8 @@ class BenchPrinter {
   bool roofline_, kv_types_;
   int rows_ = 0;
 };
+
+// `strata bench attn` (cmd_bench_attn.cpp): adds its options to the subcommand, returns its run function.
+RunFn setup_bench_attn(CLI::App& sub);
 
 }  // namespace strata::cli

@@ -18,6 +18,7 @@
 #include "cli/bench_output.h"
 #include "cli/command.h"
 #include "cli/generation_flags.h"
+#include "cli/mem_budget.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/model.h"
@@ -41,6 +42,7 @@ struct BenchOptions {
   std::string profile;
   bool progress = false;
   bool no_warmup = false;
+  std::string mem;  // --mem: weights beyond it stream from disk
 };
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -96,7 +98,7 @@ int run(BenchOptions& o) {
   std::vector<DType> tk, tv;
   for (const auto& s : o.types_k) tk.push_back(parse_kv_type(s, "-ctk"));
   for (const auto& s : o.types_v) tv.push_back(parse_kv_type(s, "-ctv"));
-  if (tk.empty() || tv.empty()) fail("bench: -ctk/-ctv need a type (f32 or f16)");
+  if (tk.empty() || tv.empty()) fail("bench: -ctk/-ctv need a type (f32, f16, bf16, q8_0, q4_0 or q4_1)");
 
   std::vector<std::string> models;
   for (const auto& m : o.models)
@@ -135,7 +137,14 @@ int run(BenchOptions& o) {
   size_t done = 0;
   for (const std::string& path : models) {
     if (show) std::fprintf(stderr, "%sstrata bench: loading %s%s", tty ? "\r\033[K" : "", path.c_str(), tty ? "" : "\n");
-    auto model = model::Model::load(path, {.prepare_kernels = true, .progress = false});
+    runtime::SessionConfig budget_cfg;  // the largest test's context and threads, the first KV types
+    for (const runtime::BenchTest& t : tests) {
+      budget_cfg.n_ctx = std::max(budget_cfg.n_ctx, t.n_depth + t.n_prompt + t.n_gen);
+      budget_cfg.n_threads = std::max(budget_cfg.n_threads, t.n_threads);
+      budget_cfg.n_batch = std::max(budget_cfg.n_batch, t.n_batch);
+    }
+    budget_cfg.type_k = tk.front(), budget_cfg.type_v = tv.front();
+    auto model = load_model_with_budget(path, budget_cfg, {.mem = o.mem, .progress = false});
     const runtime::BenchModelInfo info = runtime::bench_model_info(*model, path);
     for (const runtime::BenchTest& t : tests) {
       ++done;
@@ -151,6 +160,13 @@ int run(BenchOptions& o) {
       row.dram_gbps = profile ? profile->dram_gbps(t.n_threads) : 0;
       if (tty) std::fprintf(stderr, "\r\033[K");
       printer.row(row);
+    }
+    if (const storage::WeightStreamer* st = model->streamer()) {  // --mem: what streaming cost
+      const storage::StreamStats ss = st->stats();
+      std::fprintf(stderr, "strata bench: --mem: %.1f MiB read from disk per forward pass (%llu passes, %llu tensor "
+                   "reads), %.2f s waiting for the disk\n",
+                   ss.passes ? static_cast<double>(ss.bytes_read) / static_cast<double>(ss.passes) / 1048576.0 : 0.0,
+                   static_cast<unsigned long long>(ss.passes), static_cast<unsigned long long>(ss.reads), ss.wait_seconds);
     }
   }
   printer.finish();
@@ -185,7 +201,8 @@ const Command kCmd{
           ->capture_default_str();
       sub.add_option("-r,--repetitions", o->reps, "repetitions of each test")->capture_default_str();
       sub.add_option("-o,--output", o->output, "output format: md, json, jsonl or csv")->capture_default_str();
-      sub.add_option("-c", o->ctx_args, "-ctk TYPE / -ctv TYPE: KV cache types (f32 or f16), comma-separated")
+      sub.add_option("-c", o->ctx_args,
+                     "-ctk TYPE / -ctv TYPE: KV cache types (f32, f16, bf16, q8_0, q4_0, q4_1), comma-separated")
           ->type_name("tk|tv TYPE")->expected(2)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
       sub.add_option("--cache-type-k", o->types_k, "KV cache types for K (also -ctk)")->delimiter(',')
           ->capture_default_str();
@@ -195,7 +212,12 @@ const Command kCmd{
                      "~/.cache/strata/profile.json, written by `strata probe`)");
       sub.add_flag("--progress", o->progress, "print progress on stderr (always shown on a terminal)");
       sub.add_flag("--no-warmup", o->no_warmup, "skip the untimed warm-up run of each test");
-      return [o] { return run(*o); };
+      sub.add_option("--mem", o->mem, "memory budget (e.g. 600M, 1.5G): weights that do not fit are read from "
+                     "the model file each token with direct I/O (see `strata plan`)");
+      CLI::App* attn = sub.add_subcommand("attn", "attention I/O model: bytes moved (counted) vs the N²d²/M bound, "
+                                                  "and time, for prefill and decode");
+      RunFn run_attn = setup_bench_attn(*attn);
+      return [o, attn, run_attn] { return attn->parsed() ? run_attn() : run(*o); };
     }};
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/generation_flags.h"
+#include "cli/mem_budget.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "runtime/generate.h"
@@ -32,6 +33,7 @@ struct RunOptions {
   GenerationFlags gen;
   std::string prompt, prompt_file;
   bool no_display_prompt = false;
+  std::string mem;  // --mem: weights beyond it stream from disk
 };
 
 std::string read_file(const std::string& path) {
@@ -50,9 +52,9 @@ int run(RunOptions& o) {
   using Clock = std::chrono::steady_clock;
   const auto t_load = Clock::now();
   const std::string path = resolve_model(o.gen.model);
-  auto model = model::Model::load(path, {.prepare_kernels = true, .progress = true});
+  auto model = load_model_with_budget(path, session_config(o.gen), {.mem = o.mem, .progress = true});
   auto tok = Tokenizer::from_gguf(model->file());
-  runtime::Session session(*model, session_config(o.gen));
+  runtime::Session session(*model, session_config(o.gen, model.get()));
   const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
   if (o.gen.verbose) std::fprintf(stderr, "strata: %s\n", model->describe().c_str());
 
@@ -102,6 +104,8 @@ const Command kCmd{"run", "generate text from a prompt (streams the text, then p
                      sub.add_option("-f,--file", o->prompt_file, "read the prompt from a file");
                      sub.add_flag("--no-display-prompt", o->no_display_prompt, "do not print the prompt");
                      add_generation_flags(sub, o->gen);
+                     sub.add_option("--mem", o->mem, "memory budget (e.g. 600M, 1.5G): weights that do not fit "
+                                    "are read from the model file each token with direct I/O (see `strata plan`)");
                      return [o] { return run(*o); };
                    }};
 
