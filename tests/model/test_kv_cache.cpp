@@ -83,7 +83,20 @@ TEST(KvCache, CommitsOnlyWhatIsUsed) {
 }
 
 TEST(KvCache, Errors) {
-  EXPECT_THROW(KvCache(config(DType::Q4_0, 16)), Error);
+  // A type that is no KV format (the KV tier lists its formats), and a block format whose 32-value
+  // blocks do not divide head_dim 8: both refused, each naming what is wrong.
+  try {
+    KvCache bad(config(DType::Q4_K, 16));
+    FAIL() << "q4_K is not a KV format";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not supported"), std::string::npos) << e.what();
+  }
+  try {
+    KvCache bad(config(DType::Q4_0, 16));
+    FAIL() << "q4_0 blocks of 32 cannot hold head_dim 8";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("multiple of 32"), std::string::npos) << e.what();
+  }
   KvCache kv(config(DType::F16, 16));
   try {
     kv.reserve(17);
