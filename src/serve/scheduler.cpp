@@ -301,6 +301,12 @@ void Scheduler::admit() {
 void Scheduler::finish(Sequence& s, Finish f) {
   if (s.done) return;
   s.done = true;
+  {
+    // The slot is free as soon as the client has its answer (the sequence leaves active_ at the end of
+    // the step): a request sent right after the response must not be refused as "queue full".
+    std::lock_guard lock(mu_);
+    --m_.active_sequences;
+  }
   if (f.status == 200 && f.reason != "stop_string") {
     // Whatever text the decoder or the stop filter still holds is final now.
     bool stopped = false;
@@ -361,20 +367,31 @@ void Scheduler::retire(std::unique_ptr<Sequence> s) {
   }
 }
 
+// A client that reads /metrics right after its response must see the tokens of that response counted.
+void Scheduler::count_generated() {
+  std::lock_guard lock(mu_);
+  ++m_.tokens_generated_total;
+}
+
 bool Scheduler::step() {
   admit();
   const auto now = Clock::now();
   for (auto& s : active_) {
+    // Counted before finish(): a client reading /metrics right after its response sees it.
     if (s->h->cancelled()) {
+      {
+        std::lock_guard lock(mu_);
+        ++m_.requests_cancelled;
+      }
       finish(*s, {"", {}, 499, "cancelled"});
-      std::lock_guard lock(mu_);
-      ++m_.requests_cancelled;
     } else if (now >= s->deadline) {
+      {
+        std::lock_guard lock(mu_);
+        ++m_.requests_timed_out;
+      }
       finish(*s, {"", {}, 504,
                   fmt::format("the request took longer than {} s (--timeout): ask for fewer max_tokens or retry "
                               "when the server is less busy", cfg_.timeout_seconds)});
-      std::lock_guard lock(mu_);
-      ++m_.requests_timed_out;
     }
   }
   // One step: every decoding sequence's next token, then prompt chunks, oldest request first.
@@ -397,7 +414,6 @@ bool Scheduler::step() {
     budget -= take;
   }
 
-  uint64_t generated = 0;
   const auto t0 = Clock::now();
   if (!steps.empty()) {
     fwd_.eval_multi(steps);
@@ -405,15 +421,15 @@ bool Scheduler::step() {
       if (fed == 0) {
         s->tokens.push_back(s->pending);
         s->pending = -1;
+        count_generated();  // before emitting: the last token completes the response
         sample_and_emit(*s, s->logits.data());
-        ++generated;
       } else {
         s->tokens.insert(s->tokens.end(), s->job.prompt.begin() + static_cast<std::ptrdiff_t>(s->n_fed),
                          s->job.prompt.begin() + static_cast<std::ptrdiff_t>(s->n_fed + fed));
         s->n_fed += fed;
         if (s->n_fed == s->job.prompt.size()) {
+          count_generated();
           sample_and_emit(*s, s->logits.data());
-          ++generated;
         }
       }
     }
@@ -433,7 +449,6 @@ bool Scheduler::step() {
   for (auto& k : kept_) kv_bytes += k.kv->committed_bytes();
   {
     std::lock_guard lock(mu_);
-    m_.tokens_generated_total += generated;
     if (!steps.empty()) ++m_.steps_total, m_.step_seconds_total += dt;
     m_.active_sequences = static_cast<int64_t>(active_.size());
     m_.cached_sequences = static_cast<int64_t>(kept_.size());

@@ -129,6 +129,7 @@ class Scheduler {
   void loop();
   void admit();
   bool step();  // false when there was nothing to do
+  void count_generated();
   void sample_and_emit(Sequence& s, const float* logits);
   void finish(Sequence& s, Finish f);
   void retire(std::unique_ptr<Sequence> s);
