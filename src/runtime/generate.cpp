@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "runtime/stop_filter.h"
 
 namespace strata::runtime {
 
@@ -24,40 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// Holds back text that may be the beginning of a stop string, so that a stop string is never printed.
-class StopFilter {
- public:
-  explicit StopFilter(const std::vector<std::string>& stops) : stops_(stops) {}
-  // Adds text; returns the part that is safe to print. `stopped` becomes true when a stop string appeared.
-  std::string push(const std::string& s, bool& stopped) {
-    held_ += s;
-    for (const std::string& st : stops_) {
-      if (st.empty()) continue;
-      if (size_t p = held_.find(st); p != std::string::npos) {
-        stopped = true;
-        std::string out = held_.substr(0, p);
-        held_.clear();
-        return out;
-      }
-    }
-    size_t keep = 0;  // longest suffix of held_ that is a proper prefix of a stop string
-    for (const std::string& st : stops_)
-      for (size_t k = std::min(st.size() - (st.empty() ? 0 : 1), held_.size()); k > keep; --k)
-        if (held_.compare(held_.size() - k, k, st, 0, k) == 0) {
-          keep = k;
-          break;
-        }
-    std::string out = held_.substr(0, held_.size() - keep);
-    held_.erase(0, held_.size() - keep);
-    return out;
-  }
-  std::string flush() { return std::exchange(held_, std::string()); }
-
- private:
-  const std::vector<std::string>& stops_;
-  std::string held_;
-};
 
 }  // namespace
 

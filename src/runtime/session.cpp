@@ -12,8 +12,6 @@ int default_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-namespace {
-
 kv::KvCacheConfig kv_config(const model::Model& m, const SessionConfig& cfg) {
   const model::HParams& hp = m.hparams();
   kv::KvCacheConfig c;
@@ -30,8 +28,6 @@ kv::KvCacheConfig kv_config(const model::Model& m, const SessionConfig& cfg) {
   c.calibration = cfg.kv_calibration;
   return c;
 }
-
-}  // namespace
 
 Session::Session(const model::Model& model, const SessionConfig& cfg)
     : model_(model),

@@ -34,6 +34,10 @@ struct SessionConfig {
 // Threads to use by default: the hardware threads (at least 1).
 int default_threads();
 
+// The KV cache configuration a session of `model` with `cfg` uses (shape from the model, context and
+// formats from cfg). Also used by the server for its per-sequence caches.
+kv::KvCacheConfig kv_config(const model::Model& model, const SessionConfig& cfg);
+
 class Session {
  public:
   Session(const model::Model& model, const SessionConfig& cfg);

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "runtime/session.h"
+#include "runtime/stop_filter.h"
 
 namespace strata::serve {
 
@@ -46,38 +47,6 @@ void RequestHandle::end(Finish f) {
 }
 
 namespace {
-
-// Holds back text that may be the start of a stop string, so a stop string is never sent (as generate()).
-class StopFilter {
- public:
-  explicit StopFilter(std::vector<std::string> stops) : stops_(std::move(stops)) {}
-  std::string push(const std::string& s, bool& stopped) {
-    held_ += s;
-    for (const std::string& st : stops_) {
-      if (size_t p = held_.find(st); p != std::string::npos) {
-        stopped = true;
-        std::string out = held_.substr(0, p);
-        held_.clear();
-        return out;
-      }
-    }
-    size_t keep = 0;  // longest suffix of held_ that is a proper prefix of a stop string
-    for (const std::string& st : stops_)
-      for (size_t k = std::min(st.size() - 1, held_.size()); k > keep; --k)
-        if (held_.compare(held_.size() - k, k, st, 0, k) == 0) {
-          keep = k;
-          break;
-        }
-    std::string out = held_.substr(0, held_.size() - keep);
-    held_.erase(0, held_.size() - keep);
-    return out;
-  }
-  std::string flush() { return std::exchange(held_, std::string()); }
-
- private:
-  std::vector<std::string> stops_;
-  std::string held_;
-};
 
 size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
   size_t n = 0;
@@ -132,7 +101,7 @@ struct Scheduler::Sequence {
   int64_t cached = 0;           // of those, taken from the prefix cache
   Sampler sampler;
   StreamDecoder dec;
-  StopFilter filter;
+  runtime::StopFilter filter;
   int64_t n_generated = 0;
   int32_t pending = -1;         // sampled, to be fed at the next step
   Clock::time_point deadline = Clock::time_point::max();
@@ -152,14 +121,11 @@ Scheduler::Scheduler(const model::Model& model, const Tokenizer& tok, const Sche
   if (cfg_.prefill_chunk < 1) fail("--prefill-chunk {}: must be at least 1", cfg_.prefill_chunk);
   if (n_ctx_ < 2) fail("--ctx {}: a sequence needs at least 2 positions", n_ctx_);
   if (cfg_.cache_entries < 0) cfg_.cache_entries = cfg_.max_active;
-  const model::HParams& hp = model.hparams();
-  kv_cfg_.n_layer = hp.n_layer;
-  kv_cfg_.n_head_kv = hp.n_head_kv;
-  kv_cfg_.head_dim_k = hp.head_dim;
-  kv_cfg_.head_dim_v = hp.head_dim_v;
-  kv_cfg_.n_ctx = n_ctx_;
-  kv_cfg_.type_k = cfg_.type_k;
-  kv_cfg_.type_v = cfg_.type_v;
+  runtime::SessionConfig sc;  // one sequence's cache, as a session would have it
+  sc.n_ctx = n_ctx_;
+  sc.type_k = cfg_.type_k;
+  sc.type_v = cfg_.type_v;
+  kv_cfg_ = runtime::kv_config(model, sc);
   kv::KvCache probe(kv_cfg_);  // checks the types and that the context can be reserved, before serving
   thread_ = std::thread([this] { loop(); });
 }
