@@ -138,7 +138,6 @@ class KvCache {
   std::vector<uint16_t> rings_;        // (layer, kind, head, ring_cap, head_dim) f16, logical domain
   // (layer, kind): the decode contexts of the views; cache is refreshed by view() (the cache may be moved).
   mutable std::vector<ViewCtx> view_ctx_;
-  int64_t n_committed_units_ = 0;      // GEAR: chunks; rows: positions committed in the main region
   int64_t n_committed_ = 0;            // positions committed
   int64_t n_used_ = 0;
   int64_t lo_ = 0;                     // positions [0, lo_) encoded (as of the current step's stores)
