@@ -74,13 +74,12 @@ KvCache::KvCache(const KvCacheConfig& cfg) : cfg_(cfg) {
     stride_[kind] = round_up(unit_[kind] * static_cast<size_t>(units), ps);
   }
   layer_bytes_ = (stride_[0] + stride_[1]) * static_cast<size_t>(cfg.n_head_kv);
-  mem_ = ReservedMemory(layer_bytes_ * static_cast<size_t>(cfg.n_layer));
+  // A memory file behind the reservation, so fork() can share pages copy-on-write (kv_share.cpp).
+  mem_ = ReservedMemory(layer_bytes_ * static_cast<size_t>(cfg.n_layer), ReservedMemory::Backing::kSharedFile);
   if (tail) {
     ring_cap_ = cfg.window + (max_tpu > 1 ? max_tpu : 0);
     if (ring_cap_ < 1) ring_cap_ = 1;
-    const size_t per = static_cast<size_t>(ring_cap_) * static_cast<size_t>(std::max(cfg.head_dim_k, cfg.head_dim_v));
-    rings_.assign(per * static_cast<size_t>(2 * cfg.n_layer * cfg.n_head_kv), 0);
-  }
+  }  // the rings are allocated by the first reserve() (release() frees them)
   view_ctx_.resize(static_cast<size_t>(2 * cfg.n_layer));
   for (int64_t l = 0; l < cfg.n_layer; ++l)
     for (int kind = 0; kind < 2; ++kind)
@@ -121,13 +120,20 @@ int64_t KvCache::boundary(int64_t n) const {
 
 void KvCache::reserve(int64_t n) {
   if (n > cfg_.n_ctx) fail("the context is full: {} tokens needed, --ctx is {}: raise --ctx", n, cfg_.n_ctx);
+  if (ring_cap_ > 0 && rings_.empty() && n > 0) {
+    const size_t per = static_cast<size_t>(ring_cap_) * static_cast<size_t>(std::max(cfg_.head_dim_k, cfg_.head_dim_v));
+    rings_.assign(per * static_cast<size_t>(2 * cfg_.n_layer * cfg_.n_head_kv), 0);
+  }
   if (n <= n_committed_) return;
   const int64_t target = std::min(cfg_.n_ctx, (n + kCommitChunk - 1) / kCommitChunk * kCommitChunk);
   for (int64_t l = 0; l < cfg_.n_layer; ++l)
     for (int kind = 0; kind < 2; ++kind) {
+      // Only the new units: the pages below may be copy-on-write views shared with another cache.
       const int64_t units = (target + tpu_[kind] - 1) / tpu_[kind];
+      const int64_t old = (n_committed_ + tpu_[kind] - 1) / tpu_[kind];
       for (int64_t h = 0; h < cfg_.n_head_kv; ++h)
-        mem_.commit(region_offset(l, kind, h), unit_[kind] * static_cast<size_t>(units));
+        mem_.commit(region_offset(l, kind, h) + unit_[kind] * static_cast<size_t>(old),
+                    unit_[kind] * static_cast<size_t>(units - old));
     }
   n_committed_ = target;
 }
@@ -172,6 +178,7 @@ void KvCache::store(int64_t layer, int64_t pos0, int64_t n_tok, const float* k, 
         to_f16(src + ((pos - pos0) * nh + h) * d, rg + (pos % ring_cap_) * d, d);
     }
   }
+  if (b_new > b_old) clean_ = std::min(clean_, b_old);  // units written from b_old on (kv_share.cpp)
   lo_ = b_new;
 }
 
@@ -184,6 +191,10 @@ void KvCache::set_used(int64_t n) {
 void KvCache::truncate(int64_t n) {
   n = std::max<int64_t>(n, 0);
   if (n == 0) pos_offset_ = 0;
+  if (n == 0 && !pieces_.empty()) {  // all of it will be rewritten: drop the shared pages, not copy them
+    drop_memory();
+    n_committed_ = 0;
+  }
   n_used_ = std::min(n_used_, n);
   if (lo_ <= n_used_) {
     lo_step_ = lo_;

@@ -5,7 +5,10 @@
 // or a GEAR chunk of tokens_per_unit rows), unit u of head h at main + h*head_stride + u*unit_stride, with
 // head_stride a page-rounded n_ctx worth of units. One head's positions are contiguous, so attention reads
 // them through a KvView. The whole context is reserved as virtual memory up front (no physical pages) and
-// committed in chunks as positions arrive, so a long --ctx costs nothing until it is used.
+// committed in chunks as positions arrive, so a long --ctx costs nothing until it is used. The reservation
+// is backed by a memory file (memfd), so fork() can share the pages of a prefix copy-on-write with another
+// cache while each keeps its own contiguous layout (kv_share.cpp); swap images: kv_swap.cpp; sequence
+// operations: kv_sequence.cpp.
 //
 // The high-precision tail. Positions [0, lo) are encoded in the format; positions [lo, n) are f16 rows in a
 // small ring per head (slot p % ring_cap), in the logical (untransformed) domain: the recent `window`
@@ -20,13 +23,16 @@
 // a permutation; q4h/bfp4h: Hadamard) need the query rotated before attention and the output rotated back:
 // query_to_stored / output_from_stored (no-ops for other formats).
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "core/reserved_memory.h"
 #include "kernels/attention.h"
+#include "kernels/ops.h"
 #include "kv/calibration.h"
 #include "kv/kv_format.h"
 #include "kv/policy.h"
@@ -48,10 +54,24 @@ struct KvCacheConfig {
   std::optional<KvCalibration> calibration;
 };
 
+// The rotary embedding of a model's keys, for KvCache::shift (the model's inv_freq and pairing).
+struct RopeParams {
+  int32_t n_rot = 0;                 // rotated channels at the start of each head (even, <= head_dim_k)
+  const float* inv_freq = nullptr;   // [n_rot / 2] (kernels::rope_inv_freq)
+  kernels::RopeMode mode = kernels::RopeMode::kNormal;
+};
+
+struct FrozenPages;  // kv_share.cpp: memory file pages no cache writes through a shared mapping any more
+
 class KvCache {
  public:
   // Throws strata::Error when a format does not fit the head size, or the context cannot be reserved.
   explicit KvCache(const KvCacheConfig& cfg);
+  // Moves keep the pages (views taken before a move are invalid). The destructor returns the pages and
+  // frees the cache's memory file except the pages other caches still share (kv_share.cpp).
+  KvCache(KvCache&&) noexcept = default;
+  KvCache& operator=(KvCache&& o) noexcept;
+  ~KvCache();
 
   const KvCacheConfig& config() const { return cfg_; }
   KvFormat format_k() const { return fmt_[0]; }
@@ -100,8 +120,43 @@ class KvCache {
   // Dot products of two rows are the cosine similarities the merge policy picks neighbours by.
   std::vector<float> unit_keys() const;
 
+  // ---- Swap (server preemption, kv_swap.cpp): the cache's whole state as one contiguous byte image ----
+  // Bytes save() writes: the committed units of positions [0, n_used) of every region, the f16 tail and the
+  // counters, so restore() gives back a bit-identical cache without recomputation.
+  size_t saved_size() const;
+  // Writes the image to out (out.size() >= saved_size()).
+  void save(std::span<std::byte> out) const;
+  // Drops every position and returns the committed pages to the OS (the reservation stays):
+  // n_used() == 0 and committed_bytes() == 0 afterwards.
+  void release();
+  // Restores an image written by save() of a cache with the same config (replacing what this one holds).
+  // Throws strata::Error when the image is truncated or was written with another config.
+  void restore(std::span<const std::byte> image);
+
+  // ---- Sequence operations (kv_sequence.cpp); pos_offset() is unchanged by all of them ----
+  // A new cache of the same config holding positions [0, n) of this one (n <= n_used()), bit for bit.
+  // The whole pages of the encoded prefix are shared copy-on-write with this cache (kv_share.cpp: a shared
+  // prompt is stored once); the partial last page of each region and the f16 tail are copied. Not const:
+  // this cache's prefix pages become copy-on-write too (same contents). Throws strata::Error for a bad n.
+  KvCache fork(int64_t n);
+  // Drops positions [p0, p1) (clamped to [0, n_used)); later positions move down by p1 - p0. Their keys
+  // keep their rope rotation: shift() them to match. Row formats move their stored bytes (exact; the f16
+  // tail moves with them); GEAR decodes and re-encodes from the chunk holding p0 on.
+  void remove(int64_t p0, int64_t p1);
+  // Keeps only positions [p0, p1), which become [0, p1 - p0).
+  void keep(int64_t p0, int64_t p1);
+  // Adds delta to the rope positions of the keys at [p0, p1) (clamped): rotates them by delta * inv_freq
+  // (rotations compose) in the logical domain and re-encodes them in place (one more rounding of the
+  // format). Values are not position-dependent and stay. Throws strata::Error for bad rope parameters.
+  void shift(int64_t p0, int64_t p1, int64_t delta, const RopeParams& rope);
+
   size_t reserved_bytes() const { return mem_.reserved(); }
+  // Memory committed for the positions (pages shared with other caches included) and the f16 tail.
   size_t committed_bytes() const;
+  // The part of committed_bytes() mapped copy-on-write from pages shared with other caches (0 without
+  // fork). A page stays shared until either cache writes it; the process's Pss (process_pss_bytes())
+  // counts it once.
+  size_t shared_bytes() const;
   // KV bytes per token of the whole cache in its formats (K and V, all layers and heads), tail excluded.
   double bytes_per_token() const;
 
@@ -124,6 +179,16 @@ class KvCache {
   FormatParams params(int64_t layer, int kind, int64_t head) const;
   int64_t boundary(int64_t n) const;  // lo for n positions (before the monotone max with the current lo)
   int64_t head_dim(int kind) const { return kind == 0 ? cfg_.head_dim_k : cfg_.head_dim_v; }
+  // kv_share.cpp: every committed page back to the OS (this cache's own memory-file pages others still
+  // map stay in the file for them); `reuse`: a fresh memory file for what comes next.
+  void drop_memory(bool reuse = true);
+  // kv_share.cpp: maps (copy-on-write) or copies the units [0, lo_b / tokens per unit) of every region of
+  // this cache into b (freshly reserved), freezing this cache's own pages where it can.
+  void share_prefix_into(KvCache& b, int64_t lo_b);
+  size_t region_index(int64_t layer, int kind, int64_t head) const {
+    return static_cast<size_t>((layer * 2 + kind) * cfg_.n_head_kv + head);
+  }
+  uint64_t calibration_hash() const;    // kv_swap.cpp: identifies the permutations an image was saved with
 
   KvCacheConfig cfg_;
   KvFormat fmt_[2] = {KvFormat::F16, KvFormat::F16};
@@ -133,6 +198,15 @@ class KvCache {
   bool native_[2] = {false, false};     // the kernel decodes the main region itself (no tail, no transform)
   bool transform_[2] = {false, false};  // the format has a channel transform
   size_t layer_bytes_ = 0;
+  // Copy-on-write sharing (kv_share.cpp). Declared before mem_, so they are released after it unmaps.
+  struct Piece {
+    std::shared_ptr<FrozenPages> pages;
+    size_t offset = 0, bytes = 0;  // a range of mem_ mapped copy-on-write from pages->file at the same offset
+  };
+  std::vector<Piece> pieces_;
+  std::vector<size_t> mapped_;         // (region): bytes [0, mapped) are pieces; empty: none anywhere
+  int64_t clean_ = INT64_MAX;          // lowest position written since the pieces were mapped
+  bool own_frozen_ = false;            // pages of mem_'s own file are frozen (others may map them)
   ReservedMemory mem_;
   int64_t ring_cap_ = 0;               // f16 rows per ring (0: no tail)
   std::vector<uint16_t> rings_;        // (layer, kind, head, ring_cap, head_dim) f16, logical domain
