@@ -42,8 +42,8 @@ ojson record_json(const BenchRow& r) {
   j["n_batch"] = t.n_batch;
   j["n_ubatch"] = t.n_batch;
   j["n_threads"] = t.n_threads;
-  j["type_k"] = dtype_name(t.type_k);
-  j["type_v"] = dtype_name(t.type_v);
+  j["type_k"] = kv::format_name(t.format_k);  // ggml's names for ggml's types, strata's for its own formats
+  j["type_v"] = kv::format_name(t.format_v);
   j["n_gpu_layers"] = 0;
   j["use_mmap"] = true;
   j["n_prompt"] = t.n_prompt;
@@ -57,6 +57,7 @@ ojson record_json(const BenchRow& r) {
   j["samples_ns"] = rec.samples_ns;
   j["samples_ts"] = rec.samples_ts;
   j["median_ts"] = rec.median_ts;
+  j["kv_bytes_per_token"] = rec.kv_bytes_per_token;
   j["bytes_per_token"] = r.is_tg() ? ojson(rec.bytes_per_token) : ojson(nullptr);
   j["achieved_gbps"] = r.is_tg() ? ojson(r.achieved_gbps()) : ojson(nullptr);
   j["dram_gbps"] = r.dram_gbps > 0 ? ojson(r.dram_gbps) : ojson(nullptr);
@@ -123,8 +124,8 @@ void BenchPrinter::markdown_header() {
                               "threads");
   std::string s = fmt::format("| {:-<24} | {:->10} | {:->9} | {:-<7} | {:->7} |", "", "", "", "", "");
   if (kv_types_) {
-    h += fmt::format(" {:<6} | {:<6} |", "type_k", "type_v");
-    s += fmt::format(" {:-<6} | {:-<6} |", "", "");
+    h += fmt::format(" {:<6} | {:<6} | {:>8} |", "type_k", "type_v", "KV B/tok");
+    s += fmt::format(" {:-<6} | {:-<6} | {:->8} |", "", "", "");
   }
   h += fmt::format(" {:>15} | {:>20} | {:>9} | {:>6} |", "test", "t/s", "MB/token", "GB/s");
   s += fmt::format(" {:->15} | {:->20} | {:->9} | {:->6} |", "", "", "", "");
@@ -144,7 +145,9 @@ void BenchPrinter::row(const BenchRow& r) {
       std::string line = fmt::format("| {:<24} | {:>10} | {:>9} | {:<7} | {:>7} |", r.model->type,
                                      size_label(r.model->size_bytes), params_label(r.model->n_params), "CPU",
                                      t.n_threads);
-      if (kv_types_) line += fmt::format(" {:<6} | {:<6} |", dtype_name(t.type_k), dtype_name(t.type_v));
+      if (kv_types_)
+        line += fmt::format(" {:<6} | {:<6} | {:>8.0f} |", kv::format_name(t.format_k), kv::format_name(t.format_v),
+                            r.rec.kv_bytes_per_token);
       const std::string ts = fmt::format("{:.2f} ± {:.2f}", r.rec.avg_ts, r.rec.stddev_ts);
       const std::string mb = r.is_tg() ? fmt::format("{:.1f}", static_cast<double>(r.rec.bytes_per_token) / 1e6) : "";
       const std::string gbps = r.is_tg() ? fmt::format("{:.1f}", r.achieved_gbps()) : "";

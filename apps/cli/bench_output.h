@@ -27,7 +27,7 @@ struct BenchRow {
 class BenchPrinter {
  public:
   // roofline: a profile was found (markdown shows the roofline column). kv_types: show type_k/type_v
-  // columns in markdown (when not the default f16).
+  // and KV bytes per token columns in markdown (when not the default f16; JSON and CSV always carry them).
   BenchPrinter(BenchFormat f, std::FILE* out, bool roofline, bool kv_types);
   void row(const BenchRow& r);
   void finish();

@@ -95,10 +95,10 @@ int run(BenchOptions& o) {
   require_at_least<int>(o.threads, 1, "-t");
   require_at_least<int64_t>(o.batches, 1, "-b");
   if (o.reps < 1) fail("bench: -r {}: need at least one repetition", o.reps);
-  std::vector<DType> tk, tv;
-  for (const auto& s : o.types_k) tk.push_back(parse_kv_type(s, "-ctk"));
-  for (const auto& s : o.types_v) tv.push_back(parse_kv_type(s, "-ctv"));
-  if (tk.empty() || tv.empty()) fail("bench: -ctk/-ctv need a type (f32, f16, bf16, q8_0, q4_0 or q4_1)");
+  std::vector<kv::KvFormat> tk, tv;  // ggml's types and strata's own formats (bfp4, q4h, gear2, ...)
+  for (const auto& s : o.types_k) tk.push_back(kv::parse_format(s, "-ctk"));
+  for (const auto& s : o.types_v) tv.push_back(kv::parse_format(s, "-ctv"));
+  if (tk.empty() || tv.empty()) fail("bench: -ctk/-ctv need a KV format ({})", kv::format_name_list());
 
   std::vector<std::string> models;
   for (const auto& m : o.models)
@@ -107,16 +107,16 @@ int run(BenchOptions& o) {
 
   // Every test, in the order they run.
   std::vector<runtime::BenchTest> tests;
-  for (DType k : tk)
-    for (DType v : tv)
+  for (kv::KvFormat k : tk)
+    for (kv::KvFormat v : tv)
       for (int64_t b : o.batches)
         for (int t : o.threads)
           for (int64_t d : o.depths) {
             runtime::BenchTest base;
             base.n_threads = t;
             base.n_batch = b;
-            base.type_k = k;
-            base.type_v = v;
+            base.format_k = k;
+            base.format_v = v;
             base.n_depth = d;
             base.repetitions = o.reps;
             base.warmup = !o.no_warmup;
@@ -128,7 +128,7 @@ int run(BenchOptions& o) {
   if (tests.empty()) fail("bench: no test to run: give -p or -n a size above 0");
 
   const auto profile = load_profile_or_note(o.profile);
-  const bool kv_types = tk.size() > 1 || tv.size() > 1 || tk[0] != DType::F16 || tv[0] != DType::F16;
+  const bool kv_types = tk.size() > 1 || tv.size() > 1 || tk[0] != kv::KvFormat::F16 || tv[0] != kv::KvFormat::F16;
   BenchPrinter printer(*format, stdout, profile.has_value(), kv_types);
 
   const bool tty = Progress::enabled();
@@ -143,7 +143,7 @@ int run(BenchOptions& o) {
       budget_cfg.n_threads = std::max(budget_cfg.n_threads, t.n_threads);
       budget_cfg.n_batch = std::max(budget_cfg.n_batch, t.n_batch);
     }
-    budget_cfg.type_k = tk.front(), budget_cfg.type_v = tv.front();
+    budget_cfg.format_k = tk.front(), budget_cfg.format_v = tv.front();
     auto model = load_model_with_budget(path, budget_cfg, {.mem = o.mem, .progress = false});
     const runtime::BenchModelInfo info = runtime::bench_model_info(*model, path);
     for (const runtime::BenchTest& t : tests) {
@@ -202,7 +202,8 @@ const Command kCmd{
       sub.add_option("-r,--repetitions", o->reps, "repetitions of each test")->capture_default_str();
       sub.add_option("-o,--output", o->output, "output format: md, json, jsonl or csv")->capture_default_str();
       sub.add_option("-c", o->ctx_args,
-                     "-ctk TYPE / -ctv TYPE: KV cache types (f32, f16, bf16, q8_0, q4_0, q4_1), comma-separated")
+                     "-ctk TYPE / -ctv TYPE: KV cache formats, comma-separated: ggml's (f32, f16, bf16, q8_0, q4_0, "
+                     "q4_1) or strata's (bfp8, bfp4, bfp8r, bfp4r, q4h, bfp4h, gear2, gear4)")
           ->type_name("tk|tv TYPE")->expected(2)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
       sub.add_option("--cache-type-k", o->types_k, "KV cache types for K (also -ctk)")->delimiter(',')
           ->capture_default_str();

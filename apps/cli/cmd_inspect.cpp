@@ -14,6 +14,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "gguf/gguf.h"
+#include "kv/kv_format.h"
 #include "tensor/dtype.h"
 
 namespace strata::cli {
@@ -112,6 +113,27 @@ struct Shape {  // the hyper-parameters the memory estimate needs (0 = unknown)
   int64_t n_ctx_train = 0, n_embd = 0, n_layer = 0, n_ff = 0, n_head = 0, n_head_kv = 0, k_dim = 0, v_dim = 0,
           n_vocab = 0;
 };
+
+// KV bytes per cached token (K and V, all layers and KV heads) in the default f16 and the main -ctk/-ctv
+// formats at the model's head sizes; a format whose blocks do not fit the head size is left out.
+std::vector<std::pair<std::string, double>> kv_bytes_per_token(const Shape& s) {
+  std::vector<std::pair<std::string, double>> out;
+  if (s.n_layer <= 0 || s.n_head_kv <= 0 || s.k_dim <= 0 || s.v_dim <= 0) return out;
+  using kv::KvFormat;
+  for (KvFormat f : {KvFormat::F16, KvFormat::Q8_0, KvFormat::Q4_0, KvFormat::BFP8, KvFormat::BFP4, KvFormat::Q4H,
+                     KvFormat::GEAR4, KvFormat::GEAR2}) {
+    try {
+      kv::check_head_dim(f, static_cast<int32_t>(s.k_dim));
+      kv::check_head_dim(f, static_cast<int32_t>(s.v_dim));
+    } catch (const Error&) {
+      continue;
+    }
+    out.emplace_back(kv::format_name(f), (kv::bytes_per_token(f, static_cast<int32_t>(s.k_dim)) +
+                                          kv::bytes_per_token(f, static_cast<int32_t>(s.v_dim))) *
+                                             static_cast<double>(s.n_layer * s.n_head_kv));
+  }
+  return out;
+}
 
 Shape read_shape(const File& f, const std::string& arch) {
   Shape s;
@@ -227,6 +249,8 @@ int run_inspect(InspectOptions o) {
     mem = estimate(shape, weight_bytes, ctx, o.batch);
   }
 
+  const auto kv_bpt = kv_bytes_per_token(shape);
+
   // Tokenizer.
   const std::vector<std::string> tokens =
       f.has("tokenizer.ggml.tokens") ? f.get_string_array("tokenizer.ggml.tokens") : std::vector<std::string>{};
@@ -301,6 +325,9 @@ int run_inspect(InspectOptions o) {
     } else {
       j["memory"] = nullptr;
     }
+    json kvj = json::object();
+    for (const auto& [name, b] : kv_bpt) kvj[name] = b;
+    j["kv_bytes_per_token"] = kv_bpt.empty() ? json(nullptr) : kvj;
     json md = json::object();
     for (const auto& [k, v] : f.metadata()) md[k] = to_json(v);
     j["metadata"] = md;
@@ -373,6 +400,12 @@ int run_inspect(InspectOptions o) {
   } else if (has_tensors) {
     fmt::print("memory        weights {}; no KV estimate: the architecture's block_count/embedding_length are missing\n",
                human_bytes(static_cast<double>(weight_bytes)));
+  }
+  if (!kv_bpt.empty()) {
+    fmt::print("KV bytes/token  (K+V, {} layers x {} KV heads; -ctk/-ctv)\n ", shape.n_layer, shape.n_head_kv);
+    for (size_t i = 0; i < kv_bpt.size(); ++i)
+      fmt::print("{} {} {}", i ? "," : "", kv_bpt[i].first, human_bytes(kv_bpt[i].second));
+    fmt::print("\n");
   }
   return 0;
 }

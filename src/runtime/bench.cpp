@@ -72,6 +72,16 @@ uint64_t kv_bytes_read(const model::HParams& hp, DType type_k, DType type_v, int
          static_cast<uint64_t>(std::max<int64_t>(depth, 0)) * per_pos;
 }
 
+double kv_bytes_per_token(const model::HParams& hp, kv::KvFormat k, kv::KvFormat v) {
+  return (kv::bytes_per_token(k, static_cast<int32_t>(hp.head_dim)) +
+          kv::bytes_per_token(v, static_cast<int32_t>(hp.head_dim_v))) *
+         static_cast<double>(hp.n_layer) * static_cast<double>(hp.n_head_kv);
+}
+
+uint64_t kv_bytes_read(const model::HParams& hp, kv::KvFormat k, kv::KvFormat v, int64_t depth) {
+  return static_cast<uint64_t>(std::llround(kv_bytes_per_token(hp, k, v) * static_cast<double>(std::max<int64_t>(depth, 0))));
+}
+
 std::string bench_test_name(const BenchTest& t) {
   std::string s = t.n_prompt > 0 ? fmt::format("pp{}", t.n_prompt) : fmt::format("tg{}", t.n_gen);
   if (t.n_depth > 0) s += fmt::format(" @ d{}", t.n_depth);
@@ -109,8 +119,8 @@ BenchRecord run_bench_test(const model::Model& m, const BenchModelInfo& info, co
   SessionConfig cfg;
   cfg.n_ctx = t.n_depth + t.n_prompt + t.n_gen;
   cfg.n_threads = t.n_threads;
-  cfg.type_k = t.type_k;
-  cfg.type_v = t.type_v;
+  cfg.format_k = t.format_k;
+  cfg.format_v = t.format_v;
   cfg.n_batch = t.n_batch;
   Session s(m, cfg);
 
@@ -126,7 +136,8 @@ BenchRecord run_bench_test(const model::Model& m, const BenchModelInfo& info, co
   BenchRecord r;
   r.test = t;
   r.test_time = utc_now();
-  if (t.n_gen > 0) r.bytes_per_token = info.decode_weight_bytes + kv_bytes_read(m.hparams(), t.type_k, t.type_v, t.n_depth);
+  r.kv_bytes_per_token = kv_bytes_per_token(m.hparams(), t.format_k, t.format_v);
+  if (t.n_gen > 0) r.bytes_per_token = info.decode_weight_bytes + kv_bytes_read(m.hparams(), t.format_k, t.format_v, t.n_depth);
 
   if (t.warmup) {  // llama-bench's warm-up: a short pp or one decode step, untimed
     s.append(random_tokens(t.n_prompt > 0 ? std::min(t.n_prompt, t.n_batch) : 1));

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kv/kv_format.h"
 #include "model/model.h"
 #include "tensor/dtype.h"
 
@@ -26,6 +27,10 @@ BenchModelInfo bench_model_info(const model::Model& m, const std::string& path);
 // KV bytes one decode step reads attending over `depth` cached positions:
 // n_layer * n_head_kv * depth * (head_dim_k * size(type_k) + head_dim_v * size(type_v)).
 uint64_t kv_bytes_read(const model::HParams& hp, DType type_k, DType type_v, int64_t depth);
+// The same for any KV format (bfp4, gear2, ...): kv_bytes_per_token * depth, rounded.
+uint64_t kv_bytes_read(const model::HParams& hp, kv::KvFormat k, kv::KvFormat v, int64_t depth);
+// KV bytes per cached token of the model in these formats (K and V, all layers and KV heads).
+double kv_bytes_per_token(const model::HParams& hp, kv::KvFormat k, kv::KvFormat v);
 
 struct BenchTest {
   int64_t n_prompt = 0;  // pp test: tokens in one prompt (n_gen = 0)
@@ -33,8 +38,8 @@ struct BenchTest {
   int64_t n_depth = 0;   // tokens in the context before the timed part (filled untimed)
   int n_threads = 1;
   int64_t n_batch = 512;
-  DType type_k = DType::F16;
-  DType type_v = DType::F16;
+  kv::KvFormat format_k = kv::KvFormat::F16;  // -ctk / -ctv: any registered KV format
+  kv::KvFormat format_v = kv::KvFormat::F16;
   int repetitions = 5;
   bool warmup = true;    // one untimed run first (faults the weights in, warms the caches)
   uint64_t seed = 1234;  // for the random tokens
@@ -51,6 +56,7 @@ struct BenchRecord {
   double avg_ns = 0, stddev_ns = 0; // mean and sample standard deviation
   double avg_ts = 0, stddev_ts = 0, median_ts = 0;
   uint64_t bytes_per_token = 0;     // tg only: decode weight bytes + KV bytes at n_depth; 0 for pp
+  double kv_bytes_per_token = 0;    // KV cache bytes per cached token in the test's formats (every test)
 };
 
 // Fills mean, standard deviation and median from samples_ns and the test's token count.
