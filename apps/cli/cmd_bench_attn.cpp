@@ -13,6 +13,7 @@
 #include "cli/bench_output.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "kv/kv_format.h"
 #include "runtime/bench_attn.h"
 #include "runtime/session.h"
 
@@ -26,6 +27,8 @@ struct AttnOptions {
   std::vector<std::string> phases = {"prefill", "decode"};
   int32_t heads = 1, kv_heads = 1;
   std::string kv_type = "f16";
+  int32_t layers = 1;
+  std::string layout = "head";
   int64_t cache_kib = 0;
   int threads = 0;
   int reps = 3;
@@ -34,11 +37,14 @@ struct AttnOptions {
   bool progress = false;
 };
 
-DType parse_attn_kv_type(const std::string& s) {
-  if (s == "f32") return DType::F32;
-  if (s == "f16") return DType::F16;
-  if (s == "q8_0") return DType::Q8_0;
-  fail("bench attn: --kv-type {}: the KV formats are f32, f16 and q8_0", s);
+// f32, f16, q8_0, q4_0: read natively by the kernel (kv_type); any other KV format of the registry (bfp4,
+// gear2, ...): through its row decoder, as the KV cache serves it (kv_format).
+void set_attn_kv_type(const std::string& s, runtime::AttnBenchCase& c) {
+  if (s == "f32") c.kv_type = DType::F32;
+  else if (s == "f16") c.kv_type = DType::F16;
+  else if (s == "q8_0") c.kv_type = DType::Q8_0;
+  else if (s == "q4_0") c.kv_type = DType::Q4_0;
+  else c.kv_format = kv::format_name(kv::parse_format(s, "--kv-type"));
 }
 
 int run_attn(const AttnOptions& o) {
@@ -53,7 +59,9 @@ int run_attn(const AttnOptions& o) {
     if (p != "prefill" && p != "decode") fail("bench attn: --phase {}: the phases are prefill and decode", p);
     decode.push_back(p == "decode");
   }
-  const DType kv = parse_attn_kv_type(o.kv_type);
+  if (o.layers < 1) fail("bench attn: --layers {} must be at least 1", o.layers);
+  if (o.layout != "head" && o.layout != "token")
+    fail("bench attn: --layout {}: the layouts are head ([head][pos], the KV cache's) and token ([pos][head])", o.layout);
   ThreadPool pool(o.threads > 0 ? o.threads : runtime::default_threads());
 
   std::vector<runtime::AttnBenchCase> cases;
@@ -69,7 +77,9 @@ int run_attn(const AttnOptions& o) {
             c.head_dim = d;
             c.n_head = o.heads;
             c.n_head_kv = o.kv_heads;
-            c.kv_type = kv;
+            set_attn_kv_type(o.kv_type, c);
+            c.layers = o.layers;
+            c.token_major = o.layout == "token";
             c.q_tile = qt;
             c.kv_tile = kt;
             c.cache_bytes = o.cache_kib << 10;
@@ -121,7 +131,18 @@ RunFn setup_bench_attn(CLI::App& sub) {
   sub.add_option("--phase", o->phases, "prefill, decode or both")->delimiter(',')->capture_default_str();
   sub.add_option("--heads", o->heads, "query heads")->capture_default_str();
   sub.add_option("--kv-heads", o->kv_heads, "KV heads (GQA: heads / kv-heads queries share one)")->capture_default_str();
-  sub.add_option("--kv-type", o->kv_type, "KV format: f32, f16 or q8_0")->capture_default_str();
+  sub.add_option("--kv-type", o->kv_type,
+                 "KV format: f32, f16, q8_0, q4_0 (read by the kernel) or another of " + kv::format_name_list() +
+                     " (through the format's row decoder)")
+      ->capture_default_str();
+  sub.add_option("--layers", o->layers,
+                 "distinct K/V caches the repetitions cycle through (like a model's layers: enough of them and "
+                 "K/V come from DRAM)")
+      ->capture_default_str();
+  sub.add_option("--layout", o->layout,
+                 "K/V row layout: head (each KV head's positions contiguous, as the KV cache stores them) or token "
+                 "(a token's heads together)")
+      ->capture_default_str();
   sub.add_option("--cache-kib", o->cache_kib, "cache size M of the bound in KiB (0: this CPU's L2)")
       ->capture_default_str();
   sub.add_option("-t,--threads", o->threads, "threads (default: all hardware threads)");

@@ -10,6 +10,7 @@
 #define STRATA_KERNELS_ATTENTION_KV_ROWS_INL_H_
 #endif
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -43,6 +44,16 @@ struct KvRowF16 {
     const auto* h = reinterpret_cast<const hwy::float16_t*>(src);
     const int32_t N = static_cast<int32_t>(hn::Lanes(d));
     int32_t i = 0;
+    for (; i + 4 * N <= n; i += 4 * N) {  // a whole contiguous tile is one long row: unrolled
+      const auto a = hn::PromoteTo(d, hn::LoadU(dh, h + i));
+      const auto b = hn::PromoteTo(d, hn::LoadU(dh, h + i + N));
+      const auto c = hn::PromoteTo(d, hn::LoadU(dh, h + i + 2 * N));
+      const auto e = hn::PromoteTo(d, hn::LoadU(dh, h + i + 3 * N));
+      hn::StoreU(a, d, dst + i);
+      hn::StoreU(b, d, dst + i + N);
+      hn::StoreU(c, d, dst + i + 2 * N);
+      hn::StoreU(e, d, dst + i + 3 * N);
+    }
     for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, h + i)), d, dst + i);
     for (; i < n; ++i) {
       uint16_t bits;
@@ -51,6 +62,15 @@ struct KvRowF16 {
     }
   }
 };
+
+// A block's fp16 scale as float32 with the CPU's conversion instruction (F16C), not the bit-twiddling
+// of fp16_to_f32 (same value: both are exact).
+template <class D>
+HWY_INLINE float LoadScaleF16(D, const void* p) {
+  const hn::CappedTag<float, 1> d1;
+  const hn::Rebind<hwy::float16_t, decltype(d1)> dh1;
+  return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh1, static_cast<const hwy::float16_t*>(p))));
+}
 
 // q8_0 rows: blocks of an fp16 scale and 32 int8 (n is a multiple of 32).
 struct KvRowQ8_0 {
@@ -63,9 +83,7 @@ struct KvRowQ8_0 {
     const int32_t N = static_cast<int32_t>(hn::Lanes(d));
     for (int32_t b = 0; b < n / QK8_0; ++b) {
       const auto* blk = reinterpret_cast<const block_q8_0*>(src + b * sizeof(block_q8_0));
-      uint16_t dbits;
-      std::memcpy(&dbits, &blk->d, 2);
-      const float scale = fp16_to_f32(dbits);
+      const float scale = LoadScaleF16(d, &blk->d);
       float* o = dst + b * QK8_0;
       if constexpr (kN <= QK8_0) {
         const auto vs = hn::Set(d, scale);
@@ -92,9 +110,7 @@ struct KvRowQ4_0 {
     constexpr int32_t kHalf = QK4_0 / 2;
     for (int32_t b = 0; b < n / QK4_0; ++b) {
       const auto* blk = reinterpret_cast<const block_q4_0*>(src + b * sizeof(block_q4_0));
-      uint16_t dbits;
-      std::memcpy(&dbits, &blk->d, 2);
-      const float scale = fp16_to_f32(dbits);
+      const float scale = LoadScaleF16(d, &blk->d);
       float* o = dst + b * QK4_0;
       if constexpr (kN <= kHalf) {
         const auto vs = hn::Set(d, scale);
@@ -126,27 +142,47 @@ HWY_INLINE void PrefetchL2(const void* p) {
 #endif
 }
 
-// Converts `rows` rows; while doing so asks for the `ahead` rows that follow them (the next tile), spread
+// Converts `rows` rows; while doing so asks for the `ahead` rows that start `skip` rows after them, spread
 // over the loop so that the requests do not queue up at once.
 template <class Row, class D>
 HWY_INLINE void LoadRows(D d, const uint8_t* src, int64_t pos_stride, int64_t rows, int32_t n, float* dst,
-                         int64_t ld, int64_t ahead) {
+                         int64_t ld, int64_t ahead, int64_t skip) {
   const size_t rb = Row::RowBytes(n);
+  const int64_t per = rows > 0 ? (ahead + rows - 1) / rows : 0;  // rows asked for per converted row
+  const uint8_t* next = src + (rows + skip) * pos_stride;
   for (int64_t j = 0; j < rows; ++j) {
-    if (j < ahead) {
-      const uint8_t* next = src + (rows + j) * pos_stride;
-      for (size_t off = 0; off < rb; off += 64) PrefetchL2(next + off);
-    }
+    for (int64_t a = j * per; a < std::min(ahead, (j + 1) * per); ++a)
+      for (size_t off = 0; off < rb; off += 64) PrefetchL2(next + a * pos_stride + off);
     Row::Load(d, src + j * pos_stride, dst + j * ld, n);
   }
 }
 
+// Rows stored one after another (pos_stride == row bytes: kv::KvCache keeps each KV head's positions
+// contiguous) are one long row of rows·n values: converted as such into dst [rows][n], in chunks of
+// ~512 bytes, each followed by a request for as many bytes `skip` rows past the tile (the `ahead` rows).
+// No per-row loop: the row loaders' inner loops run long and unrolled.
+template <class Row, class D>
+HWY_INLINE void LoadFlat(D d, const uint8_t* src, int64_t rows, int32_t n, float* dst, int64_t ahead, int64_t skip) {
+  const size_t rb = Row::RowBytes(n);
+  const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(512 / rb));  // rows per chunk
+  const uint8_t* next = src + (rows + skip) * static_cast<int64_t>(rb);
+  const uint8_t* next_end = next + ahead * static_cast<int64_t>(rb);
+  for (int64_t j = 0; j < rows; j += chunk) {
+    const int64_t c = std::min(chunk, rows - j);
+    const uint8_t* pf_end = std::min(next_end, next + c * static_cast<int64_t>(rb));
+    for (; next < pf_end; next += 64) PrefetchL2(next);
+    Row::Load(d, src + j * static_cast<int64_t>(rb), dst + j * n, static_cast<int32_t>(c * n));
+  }
+}
+
 // Rows j0 .. j0+rows-1 of KV head `head` as float32 [rows][ld]: a pointer into the cache itself for f32
-// (no copy), else `buf` filled by the format's loader (ld = head_dim rounded up to 16). Returns the rows
-// and sets ld; `bytes` gets the bytes read from the cache. The `ahead` rows after them are prefetched.
+// (no copy), else `buf` filled by the format's loader (ld = head_dim for rows stored contiguously, else
+// head_dim rounded up to 16). Returns the rows and sets ld; `bytes` gets the bytes read from the cache. The
+// `ahead` rows that start `skip` rows after them are prefetched.
 template <class D>
 HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t j0, int64_t rows, int32_t n,
-                                   float* HWY_RESTRICT buf, int64_t& ld, int64_t& bytes, int64_t ahead = 0) {
+                                   float* HWY_RESTRICT buf, int64_t& ld, int64_t& bytes, int64_t ahead = 0,
+                                   int64_t skip = 0) {
   const int64_t ldb = (n + 15) & ~int64_t{15};
   if (kv.decode) {  // a format decoded by its owner (kv/): one indirect call for the whole tile
     kv.decode(kv.decode_ctx, head, j0, j0 + rows, n, buf, ldb);
@@ -154,6 +190,7 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
     ld = ldb;
     (void)d;
     (void)ahead;
+    (void)skip;
     return buf;
   }
   const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride + j0 * kv.pos_stride;
@@ -161,25 +198,40 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
     case DType::F32:
       bytes += rows * static_cast<int64_t>(KvRowF32::RowBytes(n));
       if (kv.pos_stride % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 4 == 0) {
-        const uint8_t* next = src + rows * kv.pos_stride;
+        const uint8_t* next = src + (rows + skip) * kv.pos_stride;
         for (int64_t j = 0; j < ahead; ++j)
           for (size_t off = 0; off < KvRowF32::RowBytes(n); off += 64) PrefetchL2(next + j * kv.pos_stride + off);
         ld = kv.pos_stride / 4;
         return reinterpret_cast<const float*>(src);
       }
-      LoadRows<KvRowF32>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead);
+      LoadRows<KvRowF32>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
       break;
     case DType::F16:
       bytes += rows * static_cast<int64_t>(KvRowF16::RowBytes(n));
-      LoadRows<KvRowF16>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead);
+      if (kv.pos_stride == static_cast<int64_t>(KvRowF16::RowBytes(n))) {
+        LoadFlat<KvRowF16>(d, src, rows, n, buf, ahead, skip);
+        ld = n;
+        return buf;
+      }
+      LoadRows<KvRowF16>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
       break;
     case DType::Q8_0:
       bytes += rows * static_cast<int64_t>(KvRowQ8_0::RowBytes(n));
-      LoadRows<KvRowQ8_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead);
+      if (kv.pos_stride == static_cast<int64_t>(KvRowQ8_0::RowBytes(n))) {
+        LoadFlat<KvRowQ8_0>(d, src, rows, n, buf, ahead, skip);
+        ld = n;
+        return buf;
+      }
+      LoadRows<KvRowQ8_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
       break;
     case DType::Q4_0:
       bytes += rows * static_cast<int64_t>(KvRowQ4_0::RowBytes(n));
-      LoadRows<KvRowQ4_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead);
+      if (kv.pos_stride == static_cast<int64_t>(KvRowQ4_0::RowBytes(n))) {
+        LoadFlat<KvRowQ4_0>(d, src, rows, n, buf, ahead, skip);
+        ld = n;
+        return buf;
+      }
+      LoadRows<KvRowQ4_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
       break;
     default:
       fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0, q4_0)", dtype_name(kv.type));
@@ -188,16 +240,31 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
   return buf;
 }
 
-// Bytes of one row of n values in the view's format.
-HWY_INLINE size_t KvRowBytes(const KvView& kv, int32_t n) {
-  if (kv.decode) return static_cast<size_t>(kv.decode_bytes_per_row + 0.5);
-  switch (kv.type) {
+HWY_INLINE size_t KvRowBytesNative(DType t, int32_t n) {
+  switch (t) {
     case DType::F32: return KvRowF32::RowBytes(n);
     case DType::F16: return KvRowF16::RowBytes(n);
     case DType::Q8_0: return KvRowQ8_0::RowBytes(n);
     case DType::Q4_0: return KvRowQ4_0::RowBytes(n);
     default: return 0;
   }
+}
+
+// Asks for rows p0 .. p1-1 of KV head `head` (natively read views only; a decoded view's owner knows
+// its layout, the kernel does not).
+HWY_INLINE void PrefetchKvRows(const KvView& kv, int32_t head, int64_t p0, int64_t p1, int32_t n) {
+  if (kv.decode) return;
+  const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride;
+  const size_t rb = KvRowBytesNative(kv.type, n);
+  for (int64_t p = p0; p < p1; ++p)
+    for (size_t off = 0; off < rb; off += 64) PrefetchL2(src + p * kv.pos_stride + off);
+}
+
+
+// Bytes of one row of n values in the view's format.
+HWY_INLINE size_t KvRowBytes(const KvView& kv, int32_t n) {
+  if (kv.decode) return static_cast<size_t>(kv.decode_bytes_per_row + 0.5);
+  return KvRowBytesNative(kv.type, n);
 }
 
 }  // namespace strata::kernels::HWY_NAMESPACE

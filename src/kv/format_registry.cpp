@@ -4,12 +4,14 @@
 #include <array>
 #include <cctype>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
 #include "kv/format_gear.h"
 #include "kv/format_hadamard.h"
 #include "kv/format_rows.h"
+#include "kv/format_rows_simd.h"
 #include "kv/kv_format.h"
 
 namespace strata::kv {
@@ -215,6 +217,12 @@ void decode_range_stored(KvFormat f, int32_t head_dim, const uint8_t* data, int6
       for_units(format_info(f).tokens_per_unit, p0, p1, [&](int64_t u, int32_t t0, int32_t t1, int64_t o) {
         gear_decode_chunk(data + u * unit_stride, head_dim, t0, t1, out + o * ld, ld);
       });
+    } else if constexpr (std::is_same_v<C, rows::Bfp4>) {
+      simd::decode_bfp4(data, unit_stride, p0, p1, head_dim, out, ld);  // vector decoders: the hot path
+    } else if constexpr (std::is_same_v<C, rows::Bfp8>) {             // of attention over these formats
+      simd::decode_bfp8(data, unit_stride, p0, p1, head_dim, out, ld);
+    } else if constexpr (std::is_same_v<C, rows::Q4_0>) {
+      simd::decode_q4_0(data, unit_stride, p0, p1, head_dim, out, ld);
     } else {
       for (int64_t p = p0; p < p1; ++p) C::decode(data + p * unit_stride, out + (p - p0) * ld, head_dim);
     }

@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cmath>
+#include <memory>
 #include <random>
 
 #include "core/error.h"
+#include "kv/kv_format.h"
 
 namespace strata::runtime {
 
@@ -16,12 +19,23 @@ double kv_elem_bytes(DType t) {
     case DType::F32: return 4;
     case DType::F16: return 2;
     case DType::Q8_0: return static_cast<double>(sizeof(block_q8_0)) / QK8_0;
-    default: fail("bench attn: KV type {} is not supported (f32, f16, q8_0)", dtype_name(t));
+    case DType::Q4_0: return static_cast<double>(sizeof(block_q4_0)) / QK4_0;
+    default: fail("bench attn: KV type {} is not supported (f32, f16, q8_0, q4_0)", dtype_name(t));
   }
 }
 
+double kv_elem_bytes(const AttnBenchCase& c) {
+  if (c.kv_format.empty()) return kv_elem_bytes(c.kv_type);
+  const kv::KvFormat f = kv::parse_format(c.kv_format, "--kv-type");
+  return kv::bytes_per_token(f, c.head_dim) / c.head_dim;
+}
+
+std::string kv_format_label(const AttnBenchCase& c) {
+  return c.kv_format.empty() ? std::string(dtype_name(c.kv_type)) : c.kv_format;
+}
+
 double attn_bound_bytes(const AttnBenchCase& c, int64_t cache_bytes) {
-  const double eb = kv_elem_bytes(c.kv_type);
+  const double eb = kv_elem_bytes(c);
   const int32_t eb_int = static_cast<int32_t>(std::ceil(eb));
   // Grouped-query attention: the group's query heads share one K/V head, so per KV head the problem is
   // group × n_q queries against N keys. attention_io_bound_bytes counts elements × eb_int; rescale to the
@@ -47,22 +61,71 @@ double median_of(std::vector<double> v) {
 
 namespace {
 
-// Random rows of head_dim values in the KV format, laid out [pos][kv_head] like the KV cache.
+// CPU seconds of all threads of the process: on a shared machine a call's CPU time is less disturbed by
+// other processes than its wall time (waiting for a core is not counted; memory stalls are).
+double process_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Random rows of head_dim values in the KV format, laid out like kv::KvCache: per KV head, positions one
+// after another ([head][pos], head_stride apart). A strata format (case.kv_format) is encoded with the
+// registry's encoder and read through its row decoder, as KvCache::view() serves it (one indirect call per
+// tile); GEAR is encoded in whole chunks (positions rounded up).
 struct RandomKv {
+  struct DecodeCtx {
+    kv::KvRowsDecoder decode = nullptr;
+    const uint8_t* data = nullptr;
+    int64_t head_stride = 0, unit_stride = 0;
+  };
   std::vector<uint8_t> bytes;
+  DecodeCtx ctx;
   kernels::KvView view;
-  RandomKv(DType t, int64_t n, int32_t n_head_kv, int32_t d, uint64_t seed) {
-    const size_t rb = row_bytes(t, d);
-    bytes.resize(rb * static_cast<size_t>(n * n_head_kv));
+
+  static void decode_rows(const void* c, int32_t head, int64_t p0, int64_t p1, int32_t d, float* out, int64_t ld) {
+    const auto& x = *static_cast<const DecodeCtx*>(c);
+    x.decode(x.data + head * x.head_stride, x.unit_stride, p0, p1, d, out, ld);
+  }
+
+  RandomKv(const AttnBenchCase& c, uint64_t seed) {
+    const int32_t d = c.head_dim;
     std::mt19937_64 rng(seed);
     std::normal_distribution<float> nd(0.f, 1.f);
-    std::vector<float> x(static_cast<size_t>(d));
-    for (int64_t r = 0; r < n * n_head_kv; ++r) {
-      for (auto& e : x) e = nd(rng);
-      quantize_row(t, x.data(), bytes.data() + r * rb, d);
+    if (c.kv_format.empty()) {
+      const size_t rb = row_bytes(c.kv_type, d);
+      bytes.resize(rb * static_cast<size_t>(c.n * c.n_head_kv));
+      std::vector<float> x(static_cast<size_t>(d));
+      for (int64_t r = 0; r < c.n * c.n_head_kv; ++r) {
+        for (auto& e : x) e = nd(rng);
+        quantize_row(c.kv_type, x.data(), bytes.data() + r * rb, d);
+      }
+      const int64_t rbi = static_cast<int64_t>(rb);
+      view = c.token_major ? kernels::KvView{c.kv_type, bytes.data(), rbi, rbi * c.n_head_kv}
+                           : kernels::KvView{c.kv_type, bytes.data(), rbi * c.n, rbi};
+      return;
     }
-    view = {t, bytes.data(), static_cast<int64_t>(rb), static_cast<int64_t>(rb) * n_head_kv};
+    const kv::KvFormat f = kv::parse_format(c.kv_format, "--kv-type");
+    kv::check_head_dim(f, d);
+    if (c.token_major) fail("bench attn: --layout token is for f32, f16, q8_0 and q4_0 (not {})", c.kv_format);
+    const int64_t tpu = kv::format_info(f).tokens_per_unit;
+    const int64_t units = (c.n + tpu - 1) / tpu;
+    const size_t ub = kv::unit_bytes(f, d);
+    bytes.resize(ub * static_cast<size_t>(units * c.n_head_kv));
+    std::vector<float> x(static_cast<size_t>(tpu * d));
+    kv::FormatParams p;
+    p.head_dim = d;  // perm = identity for the calibrated formats
+    for (int64_t u = 0; u < units * c.n_head_kv; ++u) {
+      for (auto& e : x) e = nd(rng);
+      kv::encode_unit(f, p, x.data(), bytes.data() + u * ub);
+    }
+    ctx = {kv::rows_decoder(f), bytes.data(), static_cast<int64_t>(ub) * units, static_cast<int64_t>(ub)};
+    view.decode = &RandomKv::decode_rows;
+    view.decode_ctx = &ctx;
+    view.decode_bytes_per_row = kv::bytes_per_token(f, d);
   }
+  RandomKv(const RandomKv&) = delete;
+  RandomKv& operator=(const RandomKv&) = delete;
 };
 
 }  // namespace
@@ -74,7 +137,8 @@ AttnBenchRecord run_attn_bench(const AttnBenchCase& c, ThreadPool& pool) {
     fail("bench attn: {} query heads must be a positive multiple of the {} KV heads", c.n_head, c.n_head_kv);
   if (c.reps < 1) fail("bench attn: -r {}: need at least one repetition", c.reps);
   if (c.kv_tile < 0 || c.q_tile < 0) fail("bench attn: tile sizes must be >= 0 (0: automatic)");
-  (void)kv_elem_bytes(c.kv_type);  // rejects unsupported formats with a message
+  if (c.layers < 1) fail("bench attn: --layers {} must be at least 1", c.layers);
+  (void)kv_elem_bytes(c);  // rejects unsupported formats with a message
 
   AttnBenchRecord r;
   r.c = c;
@@ -83,7 +147,11 @@ AttnBenchRecord run_attn_bench(const AttnBenchCase& c, ThreadPool& pool) {
   r.bound_bytes = attn_bound_bytes(c, r.cache_bytes);
   r.flops = attn_flops(c);
 
-  RandomKv k(c.kv_type, c.n, c.n_head_kv, c.head_dim, c.seed), v(c.kv_type, c.n, c.n_head_kv, c.head_dim, c.seed + 1);
+  std::vector<std::unique_ptr<RandomKv>> ks, vs;
+  for (int32_t l = 0; l < c.layers; ++l) {
+    ks.push_back(std::make_unique<RandomKv>(c, c.seed + 2 * l + 10));
+    vs.push_back(std::make_unique<RandomKv>(c, c.seed + 2 * l + 11));
+  }
   const int64_t n_q = c.decode ? 1 : c.n, q_pos0 = c.decode ? c.n - 1 : 0;
   std::vector<float> q(static_cast<size_t>(n_q * c.n_head * c.head_dim)), out(q.size());
   std::mt19937_64 rng(c.seed + 2);
@@ -100,13 +168,18 @@ AttnBenchRecord run_attn_bench(const AttnBenchCase& c, ThreadPool& pool) {
   cfg.kv_tile = c.kv_tile;
   cfg.q_tile = c.q_tile;
 
-  kernels::attention(s, q.data(), n_q, q_pos0, k.view, v.view, c.n, out.data(), pool, cfg, &r.io);  // warm-up
+  std::vector<double> cpu;
+  kernels::attention(s, q.data(), n_q, q_pos0, ks[0]->view, vs[0]->view, c.n, out.data(), pool, cfg, &r.io);  // warm-up
   for (int i = 0; i < c.reps; ++i) {
+    const size_t l = static_cast<size_t>((i + 1) % c.layers);
+    const double c0 = process_cpu_s();
     const auto t0 = std::chrono::steady_clock::now();
-    kernels::attention(s, q.data(), n_q, q_pos0, k.view, v.view, c.n, out.data(), pool, cfg, &r.io);
+    kernels::attention(s, q.data(), n_q, q_pos0, ks[l]->view, vs[l]->view, c.n, out.data(), pool, cfg, &r.io);
     r.samples_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    cpu.push_back(process_cpu_s() - c0);
   }
   r.median_s = median_of(r.samples_s);
+  r.median_cpu_s = median_of(cpu);
   return r;
 }
 
@@ -123,16 +196,16 @@ std::string m_label(int64_t bytes) {
 std::string attn_markdown(const std::vector<AttnBenchRecord>& rows) {
   std::string s =
       "| phase | N | d | heads | KV | q_tile | kv_tile | splits | M | counted MB | bound MB | counted / bound "
-      "| K+V MB | median ms | GFLOP/s | threads |\n"
-      "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      "| K+V MB | median ms | CPU ms | GFLOP/s | threads |\n"
+      "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     const auto& c = r.c;
     const double counted = static_cast<double>(r.io.total_bytes());
-    s += fmt::format("| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {} | {:.3f} | {:.1f} | {} |\n",
-                     c.decode ? "decode" : "prefill", c.n, c.head_dim, c.n_head, c.n_head_kv, dtype_name(c.kv_type),
+    s += fmt::format("| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {} | {:.3f} | {:.3f} | {:.1f} | {} |\n",
+                     c.decode ? "decode" : "prefill", c.n, c.head_dim, c.n_head, c.n_head_kv, kv_format_label(c),
                      r.io.config.q_tile, r.io.config.kv_tile, r.io.config.kv_splits, m_label(r.cache_bytes),
                      mb(counted), mb(r.bound_bytes), r.bound_bytes > 0 ? counted / r.bound_bytes : 0.0,
-                     mb(static_cast<double>(r.io.k_bytes + r.io.v_bytes)), r.median_s * 1e3,
+                     mb(static_cast<double>(r.io.k_bytes + r.io.v_bytes)), r.median_s * 1e3, r.median_cpu_s * 1e3,
                      r.median_s > 0 ? r.flops / r.median_s / 1e9 : 0.0, r.threads);
   }
   return s;
@@ -150,11 +223,11 @@ std::string attn_json(const std::vector<AttnBenchRecord>& rows) {
         "\"q_tile\": {}, \"kv_tile\": {}, \"kv_splits\": {}, \"cache_bytes\": {}, \"n_threads\": {}, "
         "\"q_bytes\": {}, \"k_bytes\": {}, \"v_bytes\": {}, \"o_bytes\": {}, \"partial_bytes\": {}, "
         "\"counted_bytes\": {}, \"bound_bytes\": {:.0f}, \"kv_tiles\": {}, \"rescales\": {}, "
-        "\"median_s\": {:.9g}, \"samples_s\": [{}], \"flops\": {:.0f}}}{}\n",
-        c.decode ? "decode" : "prefill", c.n, c.head_dim, c.n_head, c.n_head_kv, dtype_name(c.kv_type),
+        "\"median_s\": {:.9g}, \"median_cpu_s\": {:.9g}, \"samples_s\": [{}], \"flops\": {:.0f}}}{}\n",
+        c.decode ? "decode" : "prefill", c.n, c.head_dim, c.n_head, c.n_head_kv, kv_format_label(c),
         r.io.config.q_tile, r.io.config.kv_tile, r.io.config.kv_splits, r.cache_bytes, r.threads, r.io.q_bytes,
         r.io.k_bytes, r.io.v_bytes, r.io.o_bytes, r.io.partial_bytes, r.io.total_bytes(), r.bound_bytes,
-        r.io.kv_tiles, r.io.rescales, r.median_s, samples, r.flops, i + 1 < rows.size() ? "," : "");
+        r.io.kv_tiles, r.io.rescales, r.median_s, r.median_cpu_s, samples, r.flops, i + 1 < rows.size() ? "," : "");
   }
   return s + "]\n";
 }

@@ -21,7 +21,16 @@ struct AttnBenchCase {
   bool decode = false;   // false: prefill (N queries at positions 0..N-1); true: one query at position N-1
   int32_t head_dim = 64;
   int32_t n_head = 1, n_head_kv = 1;
-  DType kv_type = DType::F16;  // f32, f16 or q8_0
+  DType kv_type = DType::F16;  // f32, f16, q8_0 or q4_0 (decoded natively by the kernel)
+  // A strata KV format by name (bfp4, bfp8, q4h, bfp4h, gear2, ...; kv/kv_format.h) read through the row-decoder
+  // callback as kv::KvCache serves it; empty: kv_type. Formats needing calibration (bfp4r, bfp8r) are refused.
+  std::string kv_format;
+  // Distinct K/V caches (like a model's layers) the repetitions cycle through, so that with enough of them
+  // the K/V bytes come from DRAM and not from a cache warmed by the previous repetition.
+  int32_t layers = 1;
+  // false: kv::KvCache's layout, each KV head's positions one after another ([head][pos]); true: a
+  // token's heads together ([pos][head], rows strided by n_head_kv rows; native formats only).
+  bool token_major = false;
   int32_t kv_tile = 0, q_tile = 0;  // 0: chosen from the cache sizes (kernels::resolve_attention_config)
   int64_t cache_bytes = 0;  // M of the bound, in bytes (0: the L2 of this CPU)
   int reps = 5;
@@ -36,11 +45,16 @@ struct AttnBenchRecord {
   double bound_bytes = 0;          // attn_bound_bytes(c, cache_bytes)
   std::vector<double> samples_s;   // seconds per repetition
   double median_s = 0;
+  double median_cpu_s = 0;         // CPU seconds of the process per repetition (median; every pool thread)
   double flops = 0;                // 4·d per (query head, attended key) pair: QKᵀ and PV
 };
 
 // Bytes per element of the KV format, as the bound counts them (q8_0: 34/32).
 double kv_elem_bytes(DType t);
+// Bytes per element of the case's format (kv_format when set, else kv_type).
+double kv_elem_bytes(const AttnBenchCase& c);
+// The name of the case's KV format, for tables.
+std::string kv_format_label(const AttnBenchCase& c);
 
 // The yardstick: n_head_kv × kernels::attention_io_bound_bytes(group·n_q, N, d, M, bytes per KV element),
 // with n_q = N (prefill) or 1 (decode) and group = n_head / n_head_kv (the query heads sharing one K/V head

@@ -21,7 +21,7 @@ double run_and_compare(const AttnCase& c, AttnData& a, const kernels::AttentionC
 
 // One decode step at the end of caches of every length, every format, tinyllama's GQA (4 KV heads × 8).
 TEST(AttentionDecode, LengthsAndFormats) {
-  for (DType t : {DType::F32, DType::F16, DType::Q8_0})
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0})
     for (int64_t n : {1, 2, 3, 17, 63, 64, 65, 127, 255, 1000, 4097}) {
       AttnCase c;
       c.n_q = 1; c.q_pos0 = n - 1; c.n_kv = n; c.n_head_kv = n > 1000 ? 2 : 4; c.group = 8; c.type = t;
@@ -30,6 +30,30 @@ TEST(AttentionDecode, LengthsAndFormats) {
       AttnData a(c);
       EXPECT_LE(run_and_compare(c, a, {}), attention_tolerance(t));
     }
+}
+
+// kv::KvCache's layout: each KV head's rows one after another ([head][pos], no gaps), which the kernel
+// converts a tile at a time as one long row (LoadFlat). Every native format, odd lengths, head dims 64/80/128
+// (q8_0/q4_0 need multiples of 32), GQA 1/4/8, the default tile and an odd one (17 keys).
+TEST(AttentionDecode, CacheLayoutEveryNativeFormat) {
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0})
+    for (int32_t d : {64, 80, 128})
+      for (int32_t group : {1, 4, 8})
+        for (int64_t n : {1, 5, 33, 200, 1027}) {
+          if (d == 80 && (t == DType::Q8_0 || t == DType::Q4_0)) continue;
+          AttnCase c;
+          c.n_q = 1; c.q_pos0 = n - 1; c.n_kv = n; c.n_head_kv = group == 8 ? 4 : 2; c.group = group;
+          c.head_dim = d; c.type = t; c.pos_major = false; c.pad = 0; c.threads = 2;
+          c.seed = static_cast<uint64_t>(n * 7 + d + group);
+          SCOPED_TRACE(describe(c));
+          AttnData a(c);
+          ASSERT_EQ(a.k.view.pos_stride, static_cast<int64_t>(kv_row_bytes(t, d)));  // contiguous rows
+          for (int32_t tile : {0, 17}) {
+            kernels::AttentionConfig cfg;
+            cfg.kv_tile = tile;
+            EXPECT_LE(run_and_compare(c, a, cfg), attention_tolerance(t)) << "kv_tile " << tile;
+          }
+        }
 }
 
 // Forced KV splits (1..7 chunks), shared max on and off, 1-3 threads, GQA ratios 1/4/8, head dims, KV heads

@@ -39,6 +39,7 @@ inline size_t kv_row_bytes(DType t, int32_t d) {
     case DType::F32: return 4 * static_cast<size_t>(d);
     case DType::F16: return 2 * static_cast<size_t>(d);
     case DType::Q8_0: return sizeof(block_q8_0) * static_cast<size_t>(d / QK8_0);
+    case DType::Q4_0: return sizeof(block_q4_0) * static_cast<size_t>(d / QK4_0);
     default: ADD_FAILURE() << "unsupported KV type"; return 0;
   }
 }
@@ -76,6 +77,7 @@ struct KvBuffer {
             std::memcpy(row, blk.data(), blk.size() * sizeof(block_q8_0));
             break;
           }
+          case DType::Q4_0: quantize_row(DType::Q4_0, src, row, d); break;  // tensor/'s reference
           default: ADD_FAILURE() << "unsupported KV type";
         }
       }
@@ -100,6 +102,7 @@ inline double attention_tolerance(DType kv_type) {
     case DType::F32: return 5e-5;
     case DType::F16: return 5e-5;
     case DType::Q8_0: return 5e-5;
+    case DType::Q4_0: return 5e-5;
     default: return 0;
   }
 }
@@ -111,6 +114,9 @@ struct AttnCase {
   DType type = DType::F16;
   int threads = 1;
   bool pos_major = true;
+  // Spare bytes after each row (-1: none when pos_major, else 16, so strides and not widths are used).
+  // 0 with !pos_major is kv::KvCache's layout: each KV head's rows one after another.
+  int pad = -1;
   uint64_t seed = 1;
 };
 
@@ -122,14 +128,15 @@ inline std::string describe(const AttnCase& c) {
 }
 
 struct AttnData {
+  static size_t pad_of(const AttnCase& c) { return static_cast<size_t>(c.pad >= 0 ? c.pad : c.pos_major ? 0 : 16); }
   kernels::AttentionShape shape;
   std::vector<float> q;
   KvBuffer k, v;
   AttnData(const AttnCase& c, const std::vector<float>& kf, const std::vector<float>& vf)
       : q(random_floats(static_cast<size_t>(c.n_q * c.n_head_kv * c.group * c.head_dim), c.seed * 3 + 1,
                         1.5f)),
-        k(c.type, kf, c.n_kv, c.n_head_kv, c.head_dim, c.pos_major, c.pos_major ? 0 : 16),
-        v(c.type, vf, c.n_kv, c.n_head_kv, c.head_dim, c.pos_major, c.pos_major ? 0 : 16) {
+        k(c.type, kf, c.n_kv, c.n_head_kv, c.head_dim, c.pos_major, pad_of(c)),
+        v(c.type, vf, c.n_kv, c.n_head_kv, c.head_dim, c.pos_major, pad_of(c)) {
     shape.n_head = c.n_head_kv * c.group;
     shape.n_head_kv = c.n_head_kv;
     shape.head_dim = c.head_dim;

@@ -107,6 +107,35 @@ TEST(BenchAttn, QueryTilesRereadKvCausally) {
   EXPECT_EQ(r.io.k_bytes, 320 * 256);
 }
 
+// Every KV layout and format the bench offers reads each K/V row once when decoding: the native formats in
+// both layouts and over several cycled caches, a strata format through its row decoder (counted at its
+// bytes per token: bfp4 = 9 bytes per 16 values); a strata format has only the cache's layout.
+TEST(BenchAttn, LayoutsLayersAndStrataFormatsReadKvOnce) {
+  ThreadPool pool(2);
+  AttnBenchCase c;
+  c.n = 300, c.head_dim = 64, c.decode = true, c.n_head = 8, c.n_head_kv = 2, c.reps = 3, c.kv_tile = 32;
+  for (DType t : {DType::F16, DType::Q4_0})
+    for (bool token : {false, true}) {
+      c.kv_type = t, c.token_major = token, c.layers = token ? 1 : 3;
+      const AttnBenchRecord r = run_attn_bench(c, pool);
+      const int64_t row = t == DType::F16 ? 128 : 36;
+      EXPECT_EQ(r.io.v_bytes, 2 * 300 * row) << dtype_name(t) << (token ? " token" : " head");
+      EXPECT_EQ(r.c.layers, c.layers);
+      EXPECT_GT(r.median_cpu_s, 0.0);
+    }
+  c.kv_format = "bfp4", c.token_major = false, c.layers = 2;
+  const AttnBenchRecord r = run_attn_bench(c, pool);
+  EXPECT_EQ(r.io.v_bytes, 2 * 300 * 36);  // 4 blocks of 9 bytes per row
+  EXPECT_EQ(kv_format_label(r.c), "bfp4");
+  EXPECT_NE(attn_markdown({r}).find("| bfp4 |"), std::string::npos);
+  c.token_major = true;
+  EXPECT_THROW(run_attn_bench(c, pool), Error);
+  c.token_major = false, c.layers = 0;
+  EXPECT_THROW(run_attn_bench(c, pool), Error);
+  c.layers = 1, c.kv_format = "nope";
+  EXPECT_THROW(run_attn_bench(c, pool), Error);
+}
+
 TEST(BenchAttn, MarkdownAndJsonCarryTheNumbers) {
   AttnBenchRecord r;
   r.c.n = 2048;
