@@ -5,6 +5,9 @@
 //                                                        weights, so every byte comes from DRAM (decode)
 //   gemm/<type>/<rows>x<cols>/n<tokens>/t<threads>/<target>   prompt processing
 //   dram_read/t<threads>                                  a plain streaming read of the same >= 1 GiB
+//   pool_run/t<threads>                                   one empty parallel section (the hand-off cost)
+//   decode_step/<type>/t<threads>[/fused]                 the matmuls of one tinyllama decode step, every
+//                                                        layer's weights distinct (~0.6-1.1 GB, from DRAM)
 // Counters: GB/s = weight bytes read per second (file size of the matrix, not the repacked copy);
 // bw% = GB/s over the DRAM read bandwidth `strata probe` measured with as many threads (from
 // ~/.cache/strata/profile.json, when present); GFLOP/s = 2 * rows * cols * tokens per second.
@@ -158,20 +161,106 @@ void dram_read(benchmark::State& state, int threads) {
   ::munmap(mem, n);
 }
 
+// The cost of one parallel section: an empty job on every worker (wake-up plus completion wait). A decode
+// step runs ~200 of them (7 matmuls and 2 attention sections per layer).
+void pool_run(benchmark::State& state, int threads) {
+  strata::ThreadPool pool(threads);
+  std::vector<int64_t> hits(static_cast<size_t>(threads) * 16);
+  for (auto _ : state) {
+    pool.run([&](int w) { ++hits[static_cast<size_t>(w) * 16]; });
+    benchmark::DoNotOptimize(hits.data());
+  }
+}
+
+// The matmuls of one decode step of tinyllama-1.1b (22 layers: q, k, v, o, gate, up, down; then the
+// 32000-row output), every layer with its own (repacked) weights, so that the bytes come from DRAM as
+// in a real token. GB/s over the file bytes: compare with dram_read in the same run. `fused`: q/k/v and
+// gate/up each in one kernels::matmul_multi call (as the forward pass does).
+void decode_step(benchmark::State& state, DType type, int threads, bool fused) {
+  strata::ThreadPool pool(threads);
+  constexpr int64_t kEmbd = 2048, kKv = 256, kFf = 5632, kVocab = 32000, kLayers = 22;
+  struct Mat {
+    int64_t rows, cols;
+  };
+  const Mat shapes[] = {{kEmbd, kEmbd}, {kKv, kEmbd}, {kFf, kEmbd}, {kEmbd, kFf}, {kVocab, kEmbd}};
+  std::map<std::pair<int64_t, int64_t>, std::vector<uint8_t>> src;
+  for (const Mat& m : shapes) src[{m.rows, m.cols}] = random_weight(type, m.rows, m.cols, 1);
+  auto make = [&](int64_t rows, int64_t cols) {
+    return kernels::prepare_weight(type, src[{rows, cols}].data(), rows, cols);
+  };
+  struct Layer {
+    kernels::Weight q, k, v, o, gate, up, down;
+  };
+  std::vector<Layer> layers;
+  size_t bytes = 0;
+  for (int64_t l = 0; l < kLayers; ++l) {
+    layers.push_back({make(kEmbd, kEmbd), make(kKv, kEmbd), make(kKv, kEmbd), make(kEmbd, kEmbd), make(kFf, kEmbd),
+                      make(kFf, kEmbd), make(kEmbd, kFf)});
+    bytes += (2 * kEmbd * strata::row_bytes(type, kEmbd) + 2 * kKv * strata::row_bytes(type, kEmbd) +
+              2 * kFf * strata::row_bytes(type, kEmbd) + kEmbd * strata::row_bytes(type, kFf));
+  }
+  const kernels::Weight out = make(kVocab, kEmbd);
+  bytes += kVocab * strata::row_bytes(type, kEmbd);
+  const std::vector<float> x = random_acts(kFf, 2);
+  std::vector<float> q(kEmbd), k(kKv), v(kKv), o(kEmbd), g(kFf), u(kFf), logits(kVocab);
+  for (auto _ : state) {
+    for (const Layer& L : layers) {
+      if (fused) {
+        const kernels::Weight* qkv[] = {&L.q, &L.k, &L.v};
+        float* qkv_y[] = {q.data(), k.data(), v.data()};
+        kernels::matmul_multi(qkv, x.data(), 1, qkv_y, pool);
+      } else {
+        kernels::matmul(L.q, x.data(), 1, q.data(), pool);
+        kernels::matmul(L.k, x.data(), 1, k.data(), pool);
+        kernels::matmul(L.v, x.data(), 1, v.data(), pool);
+      }
+      kernels::matmul(L.o, q.data(), 1, o.data(), pool);
+      if (fused) {
+        const kernels::Weight* gu[] = {&L.gate, &L.up};
+        float* gu_y[] = {g.data(), u.data()};
+        kernels::matmul_multi(gu, x.data(), 1, gu_y, pool);
+      } else {
+        kernels::matmul(L.gate, x.data(), 1, g.data(), pool);
+        kernels::matmul(L.up, x.data(), 1, u.data(), pool);
+      }
+      kernels::matmul(L.down, g.data(), 1, o.data(), pool);
+    }
+    kernels::matmul(out, x.data(), 1, logits.data(), pool);
+    benchmark::DoNotOptimize(logits.data());
+  }
+  const Config c{type, 0, 0, 1, threads, 0, true, true};
+  set_counters(state, c, bytes);
+  state.counters.erase("GFLOP/s");
+}
+
 std::string shape_name(const Config& c) { return std::to_string(c.rows) + "x" + std::to_string(c.cols); }
 
 void register_all(const std::vector<int64_t>& targets, bool file_layout) {
   struct Shape {
     int64_t rows, cols;
   };
-  // tinyllama-1.1b: attention 2048x2048, FFN gate/up 5632x2048, FFN down 2048x5632, output 32000x2048.
-  const Shape gemv_shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
+  // tinyllama-1.1b: attention 2048x2048 (k/v 256x2048), FFN gate/up 5632x2048, FFN down 2048x5632, output 32000x2048.
+  const Shape gemv_shapes[] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
   const Shape gemm_shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
   for (int threads : {1, 2}) {
     benchmark::RegisterBenchmark(("dram_read/t" + std::to_string(threads)).c_str(),
                                  [threads](benchmark::State& st) { dram_read(st, threads); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
+  }
+  for (int threads : {1, 2}) {
+    benchmark::RegisterBenchmark(("pool_run/t" + std::to_string(threads)).c_str(),
+                                 [threads](benchmark::State& st) { pool_run(st, threads); })
+        ->UseRealTime();
+    for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+      for (bool fused : {false, true}) {
+        const std::string name = std::string("decode_step/") + strata::dtype_name(type) + "/t" +
+                                 std::to_string(threads) + (fused ? "/fused" : "");
+        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { decode_step(st, type, threads, fused); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
   }
   for (int64_t target : targets) {
     const std::string tname = hwy::TargetName(target);

@@ -61,7 +61,7 @@ HWY_INLINE VU8 MoveBits(VU8 h) {
 // 4-bit quants (Q4_0, Q4_1, Q4_K): 4 nibble vectors per 32-column group.
 struct KindNib4 {
   static constexpr int kGroup = 32, kPairs = 4, kFlushChunks = 8;  // 8 * 2*15*127 < 2^15
-  static constexpr bool kSigned = false;
+  static constexpr bool kSigned = false, kActU8 = false;
   static constexpr size_t kGroupBytes = 16 * kR;
   template <int p>
   static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
@@ -72,7 +72,7 @@ struct KindNib4 {
 // 5-bit quants (Q5_0, Q5_K): nibbles plus one vector of fifth bits (bit c: chunk c).
 struct KindNib5 {
   static constexpr int kGroup = 32, kPairs = 4, kFlushChunks = 4;  // 4 * 2*31*127 < 2^15
-  static constexpr bool kSigned = false;
+  static constexpr bool kSigned = false, kActU8 = false;
   static constexpr size_t kGroupBytes = 20 * kR;
   template <int p>
   static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
@@ -86,7 +86,7 @@ struct KindNib5 {
 // 6-bit quants (Q6_K), 16-column groups: 2 nibble vectors plus one vector of high bit pairs.
 struct KindNib6 {
   static constexpr int kGroup = 16, kPairs = 2, kFlushChunks = 2;  // 2 * 2*63*127 < 2^15
-  static constexpr bool kSigned = false;
+  static constexpr bool kSigned = false, kActU8 = false;
   static constexpr size_t kGroupBytes = 12 * kR;
   template <int p>
   static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
@@ -97,10 +97,14 @@ struct KindNib6 {
   }
 };
 
-// 8-bit signed quants (Q8_0): one vector per chunk.
+// 8-bit signed quants (Q8_0): one vector per chunk. u8 x i8 dot instructions need one unsigned operand:
+// with VNNI the activations come offset to unsigned (QAct::q holds q + 128, kActU8) and the weights are
+// the signed operand, sum (q+128) w = sum q w + 128 sum w, the weight sums taken by one more vpdpbusd per
+// chunk (against ones) that every token of the tile shares. Without VNNI maddubs would saturate 255*127
+// pairs, so the sign of w moves to the activations instead (ApplySign: two more ops per chunk and token).
 struct KindQ8 {
   static constexpr int kGroup = 32, kPairs = 4, kFlushChunks = 1;  // |w| <= 128: 2*128*127 < 2^15
-  static constexpr bool kSigned = true;
+  static constexpr bool kSigned = true, kActU8 = STRATA_VNNI;
   static constexpr size_t kGroupBytes = 32 * kR;
   template <int p>
   static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
@@ -118,14 +122,24 @@ HWY_INLINE void GroupDot(const uint8_t* gv, const int8_t* const* xq, VI32* isum)
   VI32 part[T][kChains];
   for (size_t t = 0; t < T; ++t)
     for (size_t c = 0; c < kChains; ++c) part[t][c] = hn::Zero(DI32());
+  // kActU8: the weight sums (two chains), subtracted 128 times from every token's sum at the end.
+  VI32 wsum[2] = {hn::Zero(DI32()), hn::Zero(DI32())};
   Unroll<Kind::kPairs>([&](auto pc) HWY_ATTR {
     constexpr int p = decltype(pc)::value;
     constexpr size_t c0 = (2 * p) % kChains, c1 = (2 * p + 1) % kChains;
     VU8 lo, hi;
     Kind::template Pair<p>(gv, lo, hi);
+    if constexpr (Kind::kActU8) {
+      const VU8 ones = hn::Set(DU8(), 1);
+      wsum[0] = DotQuads(wsum[0], ones, hn::BitCast(DI8(), lo));
+      wsum[1] = DotQuads(wsum[1], ones, hn::BitCast(DI8(), hi));
+    }
     for (size_t t = 0; t < T; ++t) {
       const VI8 x0 = BroadcastQuad(xq[t] + 8 * p), x1 = BroadcastQuad(xq[t] + 8 * p + 4);
-      if constexpr (Kind::kSigned) {
+      if constexpr (Kind::kActU8) {
+        part[t][c0] = DotQuads(part[t][c0], hn::BitCast(DU8(), x0), hn::BitCast(DI8(), lo));
+        part[t][c1] = DotQuads(part[t][c1], hn::BitCast(DU8(), x1), hn::BitCast(DI8(), hi));
+      } else if constexpr (Kind::kSigned) {
         VU8 a;
         VI8 b;
         ApplySign(hn::BitCast(DI8(), lo), x0, a, b);
@@ -141,6 +155,10 @@ HWY_INLINE void GroupDot(const uint8_t* gv, const int8_t* const* xq, VI32* isum)
   for (size_t t = 0; t < T; ++t) {
     isum[t] = part[t][0];
     for (size_t c = 1; c < kChains; ++c) isum[t] = hn::Add(isum[t], part[t][c]);
+  }
+  if constexpr (Kind::kActU8) {
+    const VI32 corr = hn::ShiftLeft<7>(hn::Add(wsum[0], wsum[1]));
+    for (size_t t = 0; t < T; ++t) isum[t] = hn::Sub(isum[t], corr);
   }
 #else
   for (size_t t = 0; t < T; ++t) isum[t] = hn::Zero(DI32());

@@ -21,6 +21,16 @@ int Int8TileRows() {
 #endif
 }
 
+// Whether this target's kernel for the type takes QAct::q offset to unsigned (quantize_act.h).
+bool Int8ActU8(DType t) {
+#if HWY_TARGET == HWY_SCALAR
+  (void)t;
+  return false;
+#else
+  return t == DType::Q8_0 && KindQ8::kActU8;
+#endif
+}
+
 void Int8TilesLegacy(const detail::Int8Args& a, int64_t tile_begin, int64_t tile_end, uint8_t* scratch) {
 #if HWY_TARGET == HWY_SCALAR
   STRATA_ASSERT(false, "int8 kernels are not compiled for the scalar target");
@@ -42,6 +52,7 @@ HWY_AFTER_NAMESPACE();
 namespace strata::kernels {
 namespace i8 {
 HWY_EXPORT(Int8TileRows);
+HWY_EXPORT(Int8ActU8);
 HWY_EXPORT(Int8TilesLegacy);
 }  // namespace i8
 
@@ -49,6 +60,8 @@ namespace detail {
 void int8_matmul_tiles_kquant(const Int8Args& a, int64_t tile_begin, int64_t tile_end, uint8_t* scratch);
 
 int int8_tile_rows() { return HWY_DYNAMIC_DISPATCH(i8::Int8TileRows)(); }
+
+bool int8_act_u8(DType t) { return HWY_DYNAMIC_DISPATCH(i8::Int8ActU8)(t); }
 
 void int8_matmul_tiles(const Int8Args& a, int64_t tile_begin, int64_t tile_end, uint8_t* scratch) {
   if (a.fmt->sb == QK_K) return int8_matmul_tiles_kquant(a, tile_begin, tile_end, scratch);

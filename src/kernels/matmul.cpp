@@ -105,41 +105,120 @@ void wait_for(const std::atomic<int>& arrived, int count) {
   while (arrived.load(std::memory_order_acquire) < count) std::this_thread::yield();
 }
 
-void run_int8(const Weight& w, const PanelFormat& f, int R, size_t row_stride, const float* x, int64_t n_tok,
-              float* y, ThreadPool& pool) {
-  const int64_t nb32 = w.cols / 32;
-  auto* act = reinterpret_cast<QAct*>(thread_act_buffer(static_cast<size_t>(n_tok * nb32) * sizeof(QAct)));
-  detail::Int8Args a;
-  a.fmt = &f;
-  a.R = R;
-  a.data = static_cast<const uint8_t*>(w.data);
-  a.row_stride = row_stride;
-  a.rows = w.rows;
-  a.cols = w.cols;
-  a.n_tok = n_tok;
-  a.act = act;
-  a.y = y;
-  a.meta_bytes = panel_meta_bytes(f, R, w.cols);
-  a.tile_bytes = panel_tile_bytes(f, R, w.cols);
-  const PackedPanel* p = packed_panel(w);
-  if (p && p->R == R) a.panel = p->buf.data();  // else (packed for another target): pack per tile
-  const int64_t n_tiles = (w.rows + R - 1) / R;
+// One int8-panel weight of a parallel section.
+struct Int8Item {
+  const Weight* w;
+  const PanelFormat* f;
+  float* y;
+};
+
+// Distinct activation formats (act_sum_scale) in one section, and the most weights in one section.
+constexpr int kMaxActSlots = 4;
+constexpr size_t kMaxSectionItems = 8;
+// Up to this many 32-column activation blocks per section, every worker quantizes all of them for
+// itself (a decode step: 64-176 blocks, about a microsecond) instead of splitting them and meeting at a
+// barrier: no worker then waits for another before it starts streaming weights.
+constexpr int64_t kPrivateQuantBlocks = 512;
+
+// One parallel section over int8-panel weights that share the activations x (all with the same cols, at
+// most kMaxSectionItems). The row tiles of all weights are cut into chunks of about equal bytes, which
+// the workers take from a shared counter: an unevenly loaded or late-woken worker takes fewer chunks,
+// and a small matrix (k/v: 16 tiles) still spreads over every worker.
+void run_int8(std::span<const Int8Item> items, const float* x, int64_t n_tok, ThreadPool& pool) {
+  STRATA_ASSERT(!items.empty() && items.size() <= kMaxSectionItems, "run_int8: bad section size");
+  const int R = detail::int8_tile_rows();
+  const int64_t cols = items[0].w->cols, nb32 = cols / 32, act_blocks = n_tok * nb32;
+  struct Part {
+    detail::Int8Args a;
+    int64_t n_tiles, chunk_tiles, chunk_begin;
+    int slot;
+  };
+  Part parts[kMaxSectionItems];
+  float slot_scale[kMaxActSlots];  // the activation formats: sum scale and u8 offset
+  bool slot_u8[kMaxActSlots];
+  int n_slots = 0;
+  size_t total_bytes = 0, max_tile_bytes = 0;
+  bool need_scratch = false;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Weight& w = *items[i].w;
+    const PanelFormat& f = *items[i].f;
+    STRATA_ASSERT(w.cols == cols, "run_int8: weights of one section must have the same columns");
+    Part& p = parts[i];
+    detail::Int8Args& a = p.a;
+    a.fmt = &f;
+    a.R = R;
+    a.data = static_cast<const uint8_t*>(w.data);
+    a.row_stride = row_bytes(w.type, w.cols);
+    a.rows = w.rows;
+    a.cols = w.cols;
+    a.n_tok = n_tok;
+    a.y = items[i].y;
+    a.meta_bytes = panel_meta_bytes(f, R, w.cols);
+    a.tile_bytes = panel_tile_bytes(f, R, w.cols);
+    const PackedPanel* pp = packed_panel(w);
+    if (pp && pp->R == R) a.panel = pp->buf.data();  // else (packed for another target): pack per tile
+    need_scratch |= a.panel == nullptr;
+    p.n_tiles = (w.rows + R - 1) / R;
+    total_bytes += static_cast<size_t>(p.n_tiles) * a.tile_bytes;
+    max_tile_bytes = std::max(max_tile_bytes, a.tile_bytes);
+    const float scale = static_cast<float>(f.act_sum_scale);
+    const bool u8 = detail::int8_act_u8(f.type);
+    p.slot = 0;
+    while (p.slot < n_slots && (slot_scale[p.slot] != scale || slot_u8[p.slot] != u8)) ++p.slot;
+    if (p.slot == n_slots) {
+      STRATA_ASSERT(n_slots < kMaxActSlots, "run_int8: too many activation formats in one section");
+      slot_scale[n_slots] = scale;
+      slot_u8[n_slots++] = u8;
+    }
+  }
+  // About 8 chunks per worker, each 32-256 KiB of weights: long enough runs for the prefetchers, small
+  // enough to even out the workers.
   const int n_workers = pool.size();
+  const size_t target =
+      std::clamp(total_bytes / (static_cast<size_t>(n_workers) * 8), size_t{32} << 10, size_t{256} << 10);
+  int64_t n_chunks = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    Part& p = parts[i];
+    p.chunk_tiles = std::clamp<int64_t>(static_cast<int64_t>(target / p.a.tile_bytes), 1, p.n_tiles);
+    p.chunk_begin = n_chunks;
+    n_chunks += (p.n_tiles + p.chunk_tiles - 1) / p.chunk_tiles;
+  }
+  const int64_t quant_blocks = n_slots * act_blocks;
+  const bool private_act = n_workers == 1 || quant_blocks <= kPrivateQuantBlocks;
+  QAct* shared_act =
+      private_act ? nullptr
+                  : reinterpret_cast<QAct*>(thread_act_buffer(static_cast<size_t>(quant_blocks) * sizeof(QAct)));
   std::atomic<int> arrived{0};
+  std::atomic<int64_t> next_chunk{0};
   pool.run([&](int worker) {
-    // Each activation row is quantized once, its 32-column blocks split over the workers (x is one long
-    // run of n_tok * cols / 32 blocks), then every worker computes its row tiles.
-    int64_t b, e;
-    split_range(n_tok * nb32, n_workers, worker, b, e);
-    if (b < e) quantize_act_rows(x + b * 32, 1, (e - b) * 32, act + b, static_cast<float>(f.act_sum_scale));
-    if (n_workers > 1) {
+    QAct* act = shared_act;
+    if (private_act) {
+      act = reinterpret_cast<QAct*>(thread_act_buffer(static_cast<size_t>(quant_blocks) * sizeof(QAct)));
+      for (int s = 0; s < n_slots; ++s)
+        quantize_act_rows(x, n_tok, cols, act + s * act_blocks, slot_scale[s], slot_u8[s]);
+    } else {
+      // Each activation row is quantized once per format, the 32-column blocks split over the workers (x
+      // is one long run of n_tok * cols / 32 blocks), then every worker computes its chunks.
+      int64_t b, e;
+      split_range(quant_blocks, n_workers, worker, b, e);
+      while (b < e) {
+        const int64_t s = b / act_blocks, b0 = b % act_blocks, n = std::min(e - b, act_blocks - b0);
+        quantize_act_rows(x + b0 * 32, 1, n * 32, act + s * act_blocks + b0, slot_scale[s], slot_u8[s]);
+        b += n;
+      }
       arrived.fetch_add(1, std::memory_order_acq_rel);
       wait_for(arrived, n_workers);
     }
-    split_range(n_tiles, n_workers, worker, b, e);
-    if (b >= e) return;
-    uint8_t* scratch = a.panel ? nullptr : thread_scratch(a.tile_bytes);
-    detail::int8_matmul_tiles(a, b, e, scratch);
+    uint8_t* scratch = need_scratch ? thread_scratch(max_tile_bytes) : nullptr;
+    size_t i = 0;
+    for (int64_t c; (c = next_chunk.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) {
+      while (i + 1 < items.size() && parts[i + 1].chunk_begin <= c) ++i;  // chunks are taken in order
+      const Part& p = parts[i];
+      detail::Int8Args a = p.a;
+      a.act = act + p.slot * act_blocks;
+      const int64_t t0 = (c - p.chunk_begin) * p.chunk_tiles;
+      detail::int8_matmul_tiles(a, t0, std::min(p.n_tiles, t0 + p.chunk_tiles), scratch);
+    }
   });
 }
 
@@ -181,11 +260,38 @@ const MatmulKernelInfo& matmul_kernel(DType t) {
   STRATA_ASSERT(false, "a supported type is missing from the matmul kernel registry");
 }
 
-void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+namespace {
+
+// Checks a matmul's arguments. Returns the int8 panel format when the int8 kernels compute it, else null
+// (the float / dequantize path); sets `trivial` when there is nothing to compute after y is zero-filled.
+const PanelFormat* check_matmul(const Weight& w, const float* x, int64_t n_tok, float* y, bool& trivial) {
   STRATA_ASSERT(w.rows >= 0 && w.cols >= 0 && n_tok >= 0, "matmul: negative shape");
   require_supported(w.type, "matmul");
-  const size_t row_stride = row_bytes(w.type, w.cols);
-  if (n_tok == 0 || w.rows == 0) return;
+  (void)row_bytes(w.type, w.cols);  // throws when cols is not a multiple of the block size
+  trivial = n_tok == 0 || w.rows == 0;
+  if (trivial) return nullptr;
+  STRATA_ASSERT(x && y, "matmul: null pointer");
+  if (w.source) return nullptr;  // matmul() handles streamed weights
+  if (!w.data) {  // only a repacked copy is kept: it must be for this target
+    const PackedPanel* p = packed_panel(w);
+    STRATA_ASSERT(p && p->R == detail::int8_tile_rows(),
+                  "matmul: a weight whose file bytes were dropped after repacking runs on another SIMD target");
+  }
+  if (w.cols == 0) {
+    std::fill(y, y + n_tok * w.rows, 0.0f);
+    trivial = true;
+    return nullptr;
+  }
+  if (matmul_kernel(w.type).family != KernelFamily::kInt8Panel || detail::int8_tile_rows() == 0) return nullptr;
+  return panel_format(w.type);
+}
+
+}  // namespace
+
+void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+  bool trivial;
+  const PanelFormat* f = check_matmul(w, x, n_tok, y, trivial);
+  if (trivial) return;
   if (w.source) {  // a streamed weight: its bytes for the length of this call
     struct Release {
       WeightSource* s;
@@ -197,25 +303,39 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
     Release r{w.source};
     return matmul(v, x, n_tok, y, pool);
   }
-  STRATA_ASSERT(x && y, "matmul: null pointer");
-  if (!w.data) {  // only a repacked copy is kept: it must be for this target
-    const PackedPanel* p = packed_panel(w);
-    STRATA_ASSERT(p && p->R == detail::int8_tile_rows(),
-                  "matmul: a weight whose file bytes were dropped after repacking runs on another SIMD target");
+  if (f) {
+    const Int8Item item{&w, f, y};
+    return run_int8(std::span<const Int8Item>(&item, 1), x, n_tok, pool);
   }
-  if (w.cols == 0) {
-    std::fill(y, y + n_tok * w.rows, 0.0f);
-    return;
-  }
-  const MatmulKernelInfo& k = matmul_kernel(w.type);
-  if (k.family == KernelFamily::kInt8Panel) {
-    if (const int R = detail::int8_tile_rows(); R > 0) {
-      return run_int8(w, *panel_format(w.type), R, row_stride, x, n_tok, y, pool);
+  // Float types, and the scalar fallback target (no int8 kernels): it dequantizes.
+  const KernelFamily family = matmul_kernel(w.type).family;
+  run_float(w, family == KernelFamily::kFloat ? KernelFamily::kFloat : KernelFamily::kDequant,
+            row_bytes(w.type, w.cols), x, n_tok, y, pool);
+}
+
+void matmul_multi(std::span<const Weight* const> ws, const float* x, int64_t n_tok, std::span<float* const> ys,
+                  ThreadPool& pool) {
+  STRATA_ASSERT(ws.size() == ys.size(), "matmul_multi: one output per weight");
+  Int8Item items[kMaxSectionItems];
+  size_t n_items = 0;
+  auto flush = [&] {
+    if (n_items > 0) run_int8(std::span<const Int8Item>(items, n_items), x, n_tok, pool);
+    n_items = 0;
+  };
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const Weight& w = *ws[i];
+    STRATA_ASSERT(w.cols == ws[0]->cols, "matmul_multi: the weights must have the same number of columns");
+    bool trivial;
+    const PanelFormat* f = check_matmul(w, x, n_tok, ys[i], trivial);
+    if (trivial) continue;
+    if (!f) {  // streamed, float or dequantized: on its own, in the given order (the streamer reads ahead)
+      matmul(w, x, n_tok, ys[i], pool);
+      continue;
     }
+    if (n_items == kMaxSectionItems) flush();
+    items[n_items++] = Int8Item{&w, f, ys[i]};
   }
-  // The scalar fallback target has no int8 kernels: it dequantizes.
-  run_float(w, k.family == KernelFamily::kFloat ? KernelFamily::kFloat : KernelFamily::kDequant, row_stride, x,
-            n_tok, y, pool);
+  flush();
 }
 
 Weight prepare_weight(DType type, const void* data, int64_t rows, int64_t cols) {

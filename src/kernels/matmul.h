@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -35,6 +36,13 @@ struct Weight {
 
 // Y[t][r] = sum_c W[r][c] * X[t][c] for t < n_tok.  X: [n_tok][cols], Y: [n_tok][rows] (float32).
 void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
+
+// Several weights times the same activations, ys[i] = ws[i] · x ([n_tok][ws[i]->rows] each): the q/k/v
+// projections, the FFN gate and up. The same results as one matmul() per weight, in one parallel section:
+// the activations are quantized once and the row tiles of all the weights are shared out together (one
+// hand-off to the workers instead of one per weight). Every weight must have the same number of columns.
+void matmul_multi(std::span<const Weight* const> ws, const float* x, int64_t n_tok, std::span<float* const> ys,
+                  ThreadPool& pool);
 
 // Prepares a weight for the fast kernels (may repack; never changes the file).
 Weight prepare_weight(DType type, const void* data, int64_t rows, int64_t cols);

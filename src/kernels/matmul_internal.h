@@ -26,6 +26,9 @@ struct Int8Args {
 // Rows per int8 tile on the current target; 0 when the target has no int8 kernels (the scalar fallback
 // then runs the dequantize path).
 int int8_tile_rows();
+// Whether the current target's kernel for an int8-panel type wants its activations quantized with
+// u8_offset (quantize_act.h): Q8_0 on AVX3_DL.
+bool int8_act_u8(DType t);
 // Computes y for the row tiles [tile_begin, tile_end). scratch: panel_tile_bytes() bytes, 64-aligned,
 // used when a.panel is null.
 void int8_matmul_tiles(const Int8Args& a, int64_t tile_begin, int64_t tile_end, uint8_t* scratch);

@@ -13,7 +13,7 @@ namespace strata::kernels::act::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 void QuantizeActRows(const float* HWY_RESTRICT x, int64_t n_rows, int64_t n, QAct* HWY_RESTRICT out,
-                     float sum_scale) {
+                     float sum_scale, bool u8_offset) {
   const hn::ScalableTag<float> df;
   const hn::Rebind<int32_t, decltype(df)> di;
   const hn::Rebind<int8_t, decltype(df)> di8;
@@ -32,7 +32,9 @@ void QuantizeActRows(const float* HWY_RESTRICT x, int64_t n_rows, int64_t n, QAc
       int32_t sum[2] = {0, 0};
       for (size_t i = 0; i < 32; i += N) {
         const auto qi = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + i), vid));
-        hn::StoreU(hn::DemoteTo(di8, qi), di8, o.q + i);
+        auto q8 = hn::DemoteTo(di8, qi);
+        if (u8_offset) q8 = hn::Xor(q8, hn::Set(di8, static_cast<int8_t>(-128)));  // q + 128 as a byte
+        hn::StoreU(q8, di8, o.q + i);
         sum[i / 16] += hn::GetLane(hn::SumOfLanes(di, qi));
       }
       o.d = d;
@@ -53,8 +55,8 @@ namespace act {
 HWY_EXPORT(QuantizeActRows);
 }  // namespace act
 
-void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out, float sum_scale) {
-  HWY_DYNAMIC_DISPATCH(act::QuantizeActRows)(x, n_rows, n, out, sum_scale);
+void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out, float sum_scale, bool u8_offset) {
+  HWY_DYNAMIC_DISPATCH(act::QuantizeActRows)(x, n_rows, n, out, sum_scale, u8_offset);
 }
 
 }  // namespace strata::kernels

@@ -9,16 +9,19 @@ namespace strata::kernels {
 // 32 activations x[i] ~= d * q[i], q in [-127, 127] (d = max|x| / 127).  48 bytes.
 // The sums are premultiplied by the weight type's `sum_scale` (its quant offset, e.g. -8 for Q4_0, or 1)
 // so that the kernels add them without a multiply.
+// Kernels with signed weights on VNNI (Q8_0) take the activations as the unsigned operand of vpdpbusd:
+// quantized with u8_offset, q holds the bytes of q + 128 (0..254) instead; d and the sums are unchanged.
 struct QAct {
   float d;
   float s;       // sum_scale * d * sum(q[0..31])
   float s16[2];  // sum_scale * d * sum(q[0..15]), sum_scale * d * sum(q[16..31])  (Q6_K's 16-column groups)
-  int8_t q[32];
+  int8_t q[32];  // q, or with u8_offset the bytes of q + 128
 };
 static_assert(sizeof(QAct) == 48);
 
 // Quantizes n_rows rows of n columns (n a multiple of 32): row t of x (x + t * n) into out + t * n / 32.
 // Runs the best SIMD target (Highway dynamic dispatch).
-void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out, float sum_scale = 1.0f);
+void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out, float sum_scale = 1.0f,
+                       bool u8_offset = false);
 
 }  // namespace strata::kernels

@@ -142,9 +142,10 @@ void LlamaForward::run_rows(std::span<const SeqStep> seqs, const int32_t* tokens
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
     // Attention block: q, k, v projections of the normed stream (all sequences' rows together).
     kernels::rmsnorm(x_.data(), lw.attn_norm.data(), xb_.data(), n, hp.n_embd, hp.rms_eps);
-    kernels::matmul(lw.wq.kw, xb_.data(), n, q_.data(), pool_);
-    kernels::matmul(lw.wk.kw, xb_.data(), n, k_.data(), pool_);
-    kernels::matmul(lw.wv.kw, xb_.data(), n, v_.data(), pool_);
+    // One parallel section for the three (the activations are quantized once, one hand-off to the workers).
+    const kernels::Weight* qkv[] = {&lw.wq.kw, &lw.wk.kw, &lw.wv.kw};
+    float* const qkv_out[] = {q_.data(), k_.data(), v_.data()};
+    kernels::matmul_multi(qkv, xb_.data(), n, qkv_out, pool_);
     if (!lw.bq.empty()) kernels::add_bias(q_.data(), lw.bq.data(), n, hp.q_dim());
     if (!lw.bk.empty()) kernels::add_bias(k_.data(), lw.bk.data(), n, hp.k_dim());
     if (!lw.bv.empty()) kernels::add_bias(v_.data(), lw.bv.data(), n, hp.v_dim());
@@ -177,8 +178,9 @@ void LlamaForward::run_rows(std::span<const SeqStep> seqs, const int32_t* tokens
 
     // Feed-forward block (SwiGLU).
     kernels::rmsnorm(x_.data(), lw.ffn_norm.data(), xb_.data(), n, hp.n_embd, hp.rms_eps);
-    kernels::matmul(lw.w_gate.kw, xb_.data(), n, gate_.data(), pool_);
-    kernels::matmul(lw.w_up.kw, xb_.data(), n, up_.data(), pool_);
+    const kernels::Weight* gate_up[] = {&lw.w_gate.kw, &lw.w_up.kw};
+    float* const gate_up_out[] = {gate_.data(), up_.data()};
+    kernels::matmul_multi(gate_up, xb_.data(), n, gate_up_out, pool_);
     kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
     kernels::matmul(lw.w_down.kw, gate_.data(), n, proj_.data(), pool_);
     kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
