@@ -133,4 +133,36 @@ for i, (name, color, pts, dash) in enumerate(series):
 svg.append("</svg>")
 open(f"{out}/budget.svg", "w").write("\n".join(svg) + "\n")
 PY
-echo "wrote $out/results.csv, $out/results.md, $out/budget.svg"
+# Load-adjusted check (a busy machine): scale the profile's CPU-side rates (DRAM, f32, int8) so that the
+# plan predicts the unlimited run measured above, keep the probed SSD rate, and compare every budget with
+# that prediction and with the issue's roofline (resident bytes / DRAM + streamed bytes / SSD).
+if [[ -n $profile && -s $out/unlimited.csv ]]; then
+python3 - "$out" "$strata" "$model" "$threads" "$n_gen" <<'PY' | tee "$out/load-adjusted.md"
+import csv, json, subprocess, sys
+out, strata, model, threads, n_gen = sys.argv[1:6]
+def plan(limit, prof):
+    o = subprocess.run([strata, "plan", "-m", model, "--mem", str(limit), "--ctx", str(int(n_gen) + 1), "--threads",
+                        threads, "--profile", prof, "--json"], capture_output=True, text=True, check=True).stdout
+    return json.loads(o)
+unl = float(list(csv.DictReader([l for l in open(f"{out}/unlimited.csv") if l.count(",") > 5]))[-1]["avg_ts"])
+p0 = plan(1 << 50, f"{out}/profile.json")["predicted_tg_ts"]
+k = unl / p0
+j = json.load(open(f"{out}/profile.json"))
+for key, field in (("dram_read_gbps", "gbps"), ("fma_f32_gflops", "gflops"), ("int8_dot_gops", "gops")):
+    for e in j.get(key, []):
+        if field in e: e[field] *= k
+json.dump(j, open(f"{out}/profile-load-adjusted.json", "w"))
+print(f"unlimited: measured {unl:.2f} t/s, predicted {p0:.2f}: CPU-side rates scaled by {k:.3f}; SSD {j['ssd']['seq_read_gbps']:.2f} GB/s\n")
+print("| budget | measured t/s | load-adjusted predicted | error | roofline t/s (resident/DRAM + streamed/SSD) | measured / roofline |")
+print("|---:|---:|---:|---:|---:|---:|")
+for r in csv.DictReader(open(f"{out}/results.csv")):
+    if r["mode"] != "mem" or not r["tg_ts"]: continue
+    pj = plan(int(r["limit_bytes"]), f"{out}/profile-load-adjusted.json")
+    dram, ssd = pj["machine"]["dram_gbps"] * 1e9, pj["machine"]["ssd_seq_gbps"] * 1e9
+    d = pj["decode"]
+    roof = 1 / ((d["bytes_per_token_dram"] - d["bytes_per_token_ssd"]) / dram + d["bytes_per_token_ssd"] / ssd)
+    m, pr = float(r["tg_ts"]), pj["predicted_tg_ts"]
+    print(f"| {r['fraction']}% | {m:.2f} | {pr:.2f} | {(pr / m - 1) * 100:+.0f}% | {roof:.2f} | {m / roof * 100:.0f}% |")
+PY
+fi
+echo "wrote $out/results.csv, $out/results.md, $out/budget.svg, $out/load-adjusted.md"

@@ -57,7 +57,7 @@ const char* why(plan::TensorRole r) {
     case plan::TensorRole::kNorm: return "always resident: tiny, read every token";
     case plan::TensorRole::kAttention: return "pinned first: every layer, every token";
     case plan::TensorRole::kOutput: return "read whole every token; one large unit";
-    case plan::TensorRole::kFfn: return "after attention, layer by layer";
+    case plan::TensorRole::kFfn: return "after attention, layers spread";
     case plan::TensorRole::kOther: return "biases, rope factors, other";
     case plan::TensorRole::kEmbedding: return "gathered: one row per token, first to disk";
   }

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/int8_panel.h"
 #include "kernels/matmul_registry.h"
+#include "kernels/pack_panel_simd.h"
 
 namespace strata::kernels {
 
@@ -225,6 +226,14 @@ void pack_tile(const PanelFormat& f, int R, const void* src, size_t row_stride, 
 
 void pack_panel_tile(const PanelFormat& f, int R, const void* src, size_t row_stride, int n_rows, int64_t cols,
                      uint8_t* dst) {
+  STRATA_ASSERT(cols % f.sb == 0 && n_rows <= R && R > 0, "pack_panel_tile: bad shape");
+  // Full tiles of the common types: SIMD gathers, the same bytes (streamed weights pack every tile per call).
+  if (pack_panel_tile_simd(f, R, src, row_stride, n_rows, cols, dst)) return;
+  pack_panel_tile_scalar(f, R, src, row_stride, n_rows, cols, dst);
+}
+
+void pack_panel_tile_scalar(const PanelFormat& f, int R, const void* src, size_t row_stride, int n_rows,
+                            int64_t cols, uint8_t* dst) {
   STRATA_ASSERT(cols % f.sb == 0 && n_rows <= R && R > 0, "pack_panel_tile: bad shape");
   std::memset(dst, 0, panel_tile_bytes(f, R, cols));
   switch (f.type) {

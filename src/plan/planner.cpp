@@ -1,5 +1,6 @@
 // The memory planner and the per-phase predictions (planner.h; the model is in docs/PLANNING.md).
 #include "plan/planner.h"
+#include "plan/stream_pipeline.h"
 
 #include <algorithm>
 #include <cctype>
@@ -175,14 +176,32 @@ int priority(TensorRole r) {
   return 6;
 }
 
-// Matrices in the order they are pinned: attention of every layer, output, FFN layer by layer, the rest,
-// token embeddings last.
+// Where FFN layer `layer` comes in the pin order: layers in bit-reversed order (0, 16, 8, 24, 4, ... for
+// 32 layers), so that whatever prefix stays resident, the streamed layers are spread over the forward pass
+// instead of being its last layers. The ring reads ahead only `ring_slots` tensors: spread out, the reads
+// of a streamed layer overlap the compute of the resident layer before it, and the disk stays busy; bunched
+// at the end, the disk idles during the resident layers, then the CPU waits for it (stream_pipeline.h).
+uint32_t spread_key(int layer, int64_t n_layer) {
+  int bits = 0;
+  while ((int64_t{1} << bits) < n_layer) ++bits;
+  uint32_t r = 0;
+  for (int b = 0; b < bits; ++b)
+    if (layer >> b & 1) r |= 1u << (bits - 1 - b);
+  return r;
+}
+
+// Matrices in the order they are pinned: attention of every layer, output, FFN layer by layer (spread:
+// spread_key), the rest, token embeddings last.
 std::vector<size_t> pin_order(const ModelDesc& m) {
   std::vector<size_t> v;
   for (size_t i = 0; i < m.tensors.size(); ++i)
     if (!m.tensors[i].is_vector()) v.push_back(i);
   std::stable_sort(v.begin(), v.end(), [&](size_t a, size_t b) {
-    return priority(m.tensors[a].role) < priority(m.tensors[b].role);
+    const TensorDesc &x = m.tensors[a], &y = m.tensors[b];
+    if (priority(x.role) != priority(y.role)) return priority(x.role) < priority(y.role);
+    if (x.role == TensorRole::kFfn && x.layer >= 0 && y.layer >= 0)
+      return spread_key(x.layer, m.n_layer) < spread_key(y.layer, m.n_layer);
+    return false;
   });
   return v;
 }
@@ -257,6 +276,57 @@ double attention_flops(const ModelDesc& m, double n_keys) {
   return 4.0 * static_cast<double>(m.n_layer * m.n_head * m.head_dim) * n_keys;
 }
 
+// Where a matrix comes in the forward pass (llama_forward.cpp; the streamer's sequence, model.cpp).
+int forward_rank(const TensorDesc& t) {
+  if (t.role == TensorRole::kOutput) return 1 << 30;
+  static constexpr const char* kOrder[] = {".attn_q.", ".attn_k.", ".attn_v.", ".attn_output.",
+                                           ".ffn_gate.", ".ffn_up.", ".ffn_down."};
+  int k = 0;
+  for (const char* s : kOrder) {
+    if (t.name.find(s) != std::string::npos) break;
+    ++k;
+  }
+  return std::max(t.layer, 0) * 16 + k;
+}
+
+// One decode token of a streamed plan as the streamer runs it (stream_pipeline.h): per matrix, CPU time
+// = its roofline (bytes from DRAM, or ops), plus the tile packing and checksum of a streamed one; disk time = its
+// bytes at the sequential rate; attention over `depth` keys and the embedding gather are CPU-side steps.
+PipelineTime simulate_decode(const ModelDesc& m, const Plan& p, const Traffic& tr, int64_t depth) {
+  const MachineRates& r = p.rates;
+  std::vector<size_t> mats;
+  for (size_t i = 0; i < m.tensors.size(); ++i)
+    if (!m.tensors[i].is_vector() && m.tensors[i].role != TensorRole::kEmbedding) mats.push_back(i);
+  std::stable_sort(mats.begin(), mats.end(),
+                   [&](size_t a, size_t b) { return forward_rank(m.tensors[a]) < forward_rank(m.tensors[b]); });
+  std::vector<PipelineOp> ops;
+  // The embedding row: a small random read when on disk (synchronous), else a DRAM row.
+  ops.push_back({tr.embd_reads > 0 ? tr.embd_reads / r.ssd_rand_iops : tr.embd_row / (r.dram_gbps * 1e9), false, 0});
+  const double attn_layer = (p.kv_bytes_per_token * static_cast<double>(depth) / (r.dram_gbps * 1e9) +
+                             attention_flops(m, static_cast<double>(depth + 1)) / (r.f32_gflops * 1e9 * r.compute_efficiency)) /
+                            static_cast<double>(std::max<int64_t>(1, m.n_layer));
+  int last_layer = -1;
+  for (size_t i : mats) {
+    const TensorDesc& t = m.tensors[i];
+    if (t.layer >= 0 && t.layer != last_layer && t.role != TensorRole::kOutput) {
+      ops.push_back({attn_layer, false, 0});
+      last_layer = t.layer;
+    }
+    const auto bytes = static_cast<double>(t.bytes);
+    const double flops = 2.0 * static_cast<double>(t.n_elements());
+    const double rate = quantized(t.type) ? r.int8_gops : r.f32_gflops;
+    double cpu = std::max(bytes / (r.dram_gbps * 1e9), flops / (rate * 1e9 * r.compute_efficiency));
+    const bool streamed = p.where[i] == Where::kStreamed;
+    if (streamed) {
+      if (const double pack = stream_pack_gbps_per_thread(t.type); pack > 0) cpu += bytes / (pack * 1e9 * r.threads);
+      cpu += bytes / (kStreamChecksumGbps * 1e9 * r.threads);
+    }
+    ops.push_back({cpu, streamed, streamed ? bytes / (r.ssd_seq_gbps * 1e9) : 0});
+  }
+  const int slots = p.buffers.ring_slot ? static_cast<int>(p.buffers.ring / p.buffers.ring_slot) : 1;
+  return simulate_stream_pipeline(ops, slots);
+}
+
 PhasePrediction predict_decode(const ModelDesc& m, const Plan& p, const Traffic& tr, const TokenOps& ops,
                                int64_t depth) {
   StepWork w;
@@ -267,6 +337,15 @@ PhasePrediction predict_decode(const ModelDesc& m, const Plan& p, const Traffic&
   w.f32_flops = ops.f32 + attention_flops(m, static_cast<double>(depth + 1));
   PhasePrediction r;
   r.step = roofline(w, p.rates);
+  if (tr.ssd > 0) {
+    // Streamed: what the ring overlaps, not max(t_dram, t_ssd, t_compute) (stream_pipeline.h).
+    const PipelineTime pt = simulate_decode(m, p, tr, depth);
+    r.step.seconds = std::max(pt.seconds, r.step.seconds);
+    r.step.serial_seconds = std::max(r.step.serial_seconds, r.step.seconds);
+    r.step.bound = pt.disk_busy >= 0.8 * r.step.seconds ? Bound::kSsd
+                   : r.step.t_compute > r.step.t_dram   ? Bound::kCompute
+                                                        : Bound::kDram;
+  }
   r.tokens_per_s = 1.0 / r.step.seconds;
   r.serial_tokens_per_s = 1.0 / r.step.serial_seconds;
   r.dram_bytes = w.dram_bytes;

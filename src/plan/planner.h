@@ -4,7 +4,8 @@
 //
 // Placement. Vectors (norms, biases, rope factors) are always resident. Matrices are pinned in this
 // order while the budget lasts: attention (every layer), the output matrix (read whole every token, and
-// the largest single unit: streaming it would need the largest ring slot), then the FFN layer by layer.
+// the largest single unit: streaming it would need the largest ring slot), then the FFN layer by layer in
+// bit-reversed layer order (the streamed layers spread over the forward pass; planner.cpp spread_key).
 // Token embeddings come last: a token only gathers its row (n_embd values), so on disk they cost one
 // small random read per token instead of their whole size in memory. What does not fit is streamed from
 // the model file each token into a fixed ring of `ring_slots` buffers, each as large as the largest

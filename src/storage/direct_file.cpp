@@ -19,6 +19,12 @@ AlignedBuffer::AlignedBuffer(size_t bytes) {
   void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) fail("cannot allocate {} bytes for model weights: {}", size_, std::strerror(errno));
   data_ = static_cast<uint8_t*>(p);
+#ifdef MADV_HUGEPAGE
+  // Ring slots and load buffers are megabytes: with transparent huge pages an O_DIRECT read pins a few
+  // 2 MiB pages instead of thousands of 4 KiB ones (get_user_pages was 6% of a streamed decode's profile).
+  constexpr size_t kHuge = size_t{2} << 20;
+  if (size_ >= 2 * kHuge) ::madvise(data_, size_, MADV_HUGEPAGE);
+#endif
 }
 
 AlignedBuffer::AlignedBuffer(AlignedBuffer&& o) noexcept

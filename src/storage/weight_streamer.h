@@ -1,5 +1,6 @@
 // Weights that do not fit the memory budget, read from the model file each token into a fixed ring of
-// aligned buffers by a background I/O thread, the next tensors read while the current one computes.
+// aligned buffers by two background reader threads (two reads in flight, so the disk does not idle between
+// tensors), the next tensors read while the current one computes.
 //
 // The streamer knows the order in which the forward pass uses the streamed tensors (the sequence, which
 // repeats every token): whenever a ring slot is free it starts reading the next tensor of the sequence
@@ -86,7 +87,7 @@ class WeightStreamer {
   std::mutex use_mu_;      // held from acquire() to release(): one tensor in use at a time
   std::condition_variable cv_io_, cv_done_;
   StreamStats stats_;
-  std::thread io_;
+  std::vector<std::thread> io_;  // kIoThreads readers of the same queue
 };
 
 // A fast checksum of a buffer (64-bit words mixed by position; detects changed, moved or zeroed bytes).

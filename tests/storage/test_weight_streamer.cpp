@@ -174,6 +174,12 @@ TEST(Checksum, SeesChangedAndMovedBytes) {
   b = a;
   std::swap_ranges(b.begin(), b.begin() + 32, b.begin() + 64);  // two 32-byte blocks swapped
   EXPECT_NE(checksum(b.data(), b.size()), h);
+  b = a;
+  std::swap_ranges(b.begin(), b.begin() + 32, b.begin() + 32);  // adjacent halves of one 64-byte step
+  EXPECT_NE(checksum(b.data(), b.size()), h);
+  b = a;
+  std::swap_ranges(b.begin() + 8, b.begin() + 16, b.begin() + 16);  // two words of one lane group
+  EXPECT_NE(checksum(b.data(), b.size()), h);
   EXPECT_NE(checksum(a.data(), a.size() - 1), h);
   EXPECT_EQ(checksum(a.data(), a.size()), h);
 }

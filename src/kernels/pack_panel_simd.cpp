@@ -1,0 +1,182 @@
+// pack_panel_tile_simd (pack_panel_simd.h), one Highway variant per SIMD target. The panel layout is in
+// int8_panel.h; the scalar packer it must match byte for byte is in repack_int8.cpp.
+#include "kernels/simd_config.h"  // first: the target list
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/pack_panel_simd.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cstring>
+
+#include "kernels/pack_panel_simd.h"
+#include "tensor/dtype.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace strata::kernels::pk::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+#if HWY_TARGET != HWY_SCALAR
+
+using DU = hn::ScalableTag<uint32_t>;
+using DI = hn::RebindToSigned<DU>;
+using VU = hn::Vec<DU>;
+using VI = hn::Vec<DI>;
+
+// Lane r: the 4 bytes at p + offsets[r] (offsets[r] = r * row_stride: the same place in row r).
+HWY_INLINE VU Gather(const uint8_t* p, VI offsets) {
+  return hn::GatherOffset(DU(), reinterpret_cast<const uint32_t*>(p), offsets);
+}
+
+HWY_INLINE void StoreWords(VU v, uint8_t* dst) { hn::StoreU(v, DU(), reinterpret_cast<uint32_t*>(dst)); }
+
+// The low 16 bits of every lane: R fp16 values, 2R bytes.
+HWY_INLINE void StoreHalves(VU v, uint8_t* dst) {
+  const hn::Rebind<uint16_t, DU> d16;
+  hn::StoreU(hn::TruncateTo(d16, v), d16, reinterpret_cast<uint16_t*>(dst));
+}
+
+// The low byte of every lane (masked, so saturating DemoteTo is exact). Not TruncateTo: Highway 1.0.3's
+// u32->u8 TruncateTo on AVX3_DL permutes 32-bit lanes where it means bytes (wrong bytes; the test caught it).
+HWY_INLINE void StoreLowBytes(VU v, uint8_t* dst) {
+  const hn::Rebind<uint8_t, DI> d8;
+  const VI low = hn::BitCast(DI(), hn::And(v, hn::Set(DU(), 0xFFu)));
+  hn::StoreU(hn::DemoteTo(d8, low), d8, dst);
+}
+
+// Byte k of every lane, k = 0..3, to dst + k * R: four rows of R bytes of the meta section.
+HWY_INLINE void StoreBytes4(VU v, size_t R, uint8_t* dst) {
+  StoreLowBytes(v, dst);
+  StoreLowBytes(hn::ShiftRight<8>(v), dst + R);
+  StoreLowBytes(hn::ShiftRight<16>(v), dst + 2 * R);
+  StoreLowBytes(hn::ShiftRight<24>(v), dst + 3 * R);
+}
+
+// Two words of 4-bit quants (a: columns j, b: columns j + 4 of a chunk pair, as in the file) into the
+// panel's byte pairing: low nibbles of a in the low, low nibbles of b in the high nibble (lo), or the high
+// nibbles likewise (hi). Matches place_values' (q[8p + j] & 0xF) | (q[8p + 4 + j] << 4).
+HWY_INLINE VU PairLow(VU a, VU b, VU m4) { return hn::Or(hn::And(a, m4), hn::ShiftLeft<4>(hn::And(b, m4))); }
+HWY_INLINE VU PairHigh(VU a, VU b, VU m4) { return hn::Or(hn::And(hn::ShiftRight<4>(a), m4), hn::AndNot(m4, b)); }
+
+// Q4_0 (d, qs[16]) and Q4_1 (d, m, qs[16]): one 32-column group; qs[j] holds column j (low nibble) and
+// column j + 16 (high nibble).
+template <bool kHasMin>
+void PackQ4Legacy(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_sb, size_t val_sb,
+                  uint8_t* meta, uint8_t* vals) {
+  constexpr size_t kBlock = kHasMin ? sizeof(block_q4_1) : sizeof(block_q4_0);
+  constexpr size_t kQs = kHasMin ? 4 : 2;
+  const VU m4 = hn::Set(DU(), 0x0F0F0F0Fu);
+  const size_t vec = 4 * R;
+  for (int64_t s = 0; s < n_sb; ++s) {
+    const uint8_t* b = src + s * kBlock;
+    const VU h = Gather(b, offs);
+    StoreHalves(h, meta + s * meta_sb);
+    if constexpr (kHasMin) StoreHalves(hn::ShiftRight<16>(h), meta + s * meta_sb + 2 * R);
+    const VU a0 = Gather(b + kQs, offs), a1 = Gather(b + kQs + 4, offs);
+    const VU a2 = Gather(b + kQs + 8, offs), a3 = Gather(b + kQs + 12, offs);
+    uint8_t* v = vals + s * val_sb;
+    StoreWords(PairLow(a0, a1, m4), v);
+    StoreWords(PairLow(a2, a3, m4), v + vec);
+    StoreWords(PairHigh(a0, a1, m4), v + 2 * vec);
+    StoreWords(PairHigh(a2, a3, m4), v + 3 * vec);
+  }
+}
+
+// Q8_0 (d, qs[32]): the 8 chunks of 4 columns are the 8 words of qs.
+void PackQ8_0(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_sb, size_t val_sb, uint8_t* meta,
+              uint8_t* vals) {
+  const size_t vec = 4 * R;
+  for (int64_t s = 0; s < n_sb; ++s) {
+    const uint8_t* b = src + s * sizeof(block_q8_0);
+    StoreHalves(Gather(b, offs), meta + s * meta_sb);
+    uint8_t* v = vals + s * val_sb;
+    for (int c = 0; c < 8; ++c) StoreWords(Gather(b + 2 + 4 * c, offs), v + c * vec);
+  }
+}
+
+// Q4_K (d, dmin, scales[12], qs[128]): meta = d, dmin, then the 8 six-bit scales and 8 mins as bytes
+// (ggml's get_scale_min_k4 on 32-bit lanes); qs[32c + l] holds column 64c + l (low nibble) and
+// 64c + 32 + l (high nibble).
+void PackQ4_K(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_sb, size_t val_sb, uint8_t* meta,
+              uint8_t* vals) {
+  const DU du;
+  const VU m4 = hn::Set(du, 0x0F0F0F0Fu), m6 = hn::Set(du, 0x3F3F3F3Fu), m30 = hn::Set(du, 0x30303030u);
+  const size_t vec = 4 * R;
+  for (int64_t s = 0; s < n_sb; ++s) {
+    const uint8_t* b = src + s * sizeof(block_q4_K);
+    uint8_t* m = meta + s * meta_sb;
+    const VU h = Gather(b, offs);
+    StoreHalves(h, m);
+    StoreHalves(hn::ShiftRight<16>(h), m + 2 * R);
+    const VU s0 = Gather(b + 4, offs), s1 = Gather(b + 8, offs), s2 = Gather(b + 12, offs);
+    // Sub-blocks 0-3: the low 6 bits of scales[0..3] (scale) and scales[4..7] (min). Sub-blocks 4-7: the
+    // nibbles of scales[8..11] with the top 2 bits of scales[0..3] / scales[4..7] as bits 4-5.
+    StoreBytes4(hn::And(s0, m6), R, m + 4 * R);
+    StoreBytes4(hn::Or(hn::And(s2, m4), hn::And(hn::ShiftRight<2>(s0), m30)), R, m + 8 * R);
+    StoreBytes4(hn::And(s1, m6), R, m + 12 * R);
+    StoreBytes4(hn::Or(hn::And(hn::ShiftRight<4>(s2), m4), hn::And(hn::ShiftRight<2>(s1), m30)), R, m + 16 * R);
+    uint8_t* v = vals + s * val_sb;
+    for (int c = 0; c < 4; ++c) {
+      const uint8_t* q = b + 16 + 32 * c;
+      VU w[8];
+      for (int k = 0; k < 8; ++k) w[k] = Gather(q + 4 * k, offs);
+      uint8_t* lo = v + (2 * c) * 4 * vec;  // group 2c: the low nibbles
+      uint8_t* hi = lo + 4 * vec;           // group 2c + 1: the high nibbles
+      for (int p = 0; p < 4; ++p) {
+        StoreWords(PairLow(w[2 * p], w[2 * p + 1], m4), lo + p * vec);
+        StoreWords(PairHigh(w[2 * p], w[2 * p + 1], m4), hi + p * vec);
+      }
+    }
+  }
+}
+
+#endif  // HWY_TARGET != HWY_SCALAR
+
+bool PackTile(const PanelFormat& f, int R, const uint8_t* src, size_t row_stride, int n_rows, int64_t cols,
+              uint8_t* dst) {
+#if HWY_TARGET == HWY_SCALAR
+  (void)f, (void)R, (void)src, (void)row_stride, (void)n_rows, (void)cols, (void)dst;
+  return false;
+#else
+  const DU du;
+  const size_t N = hn::Lanes(du);
+  if (n_rows != R || static_cast<size_t>(R) != N) return false;
+  // Byte offsets of the rows as int32 lanes (a tile spans R rows: well inside int32).
+  if (row_stride * N > size_t{1} << 30) return false;
+  const VI offs = hn::Mul(hn::Iota(DI(), 0), hn::Set(DI(), static_cast<int32_t>(row_stride)));
+  const int64_t n_sb = cols / f.sb;
+  const size_t meta_sb = static_cast<size_t>(f.meta_bytes) * N, val_sb = static_cast<size_t>(f.val_bytes) * N;
+  const size_t meta_used = static_cast<size_t>(n_sb) * meta_sb, val_used = static_cast<size_t>(n_sb) * val_sb;
+  const size_t meta_total = panel_meta_bytes(f, R, cols), tile_total = panel_tile_bytes(f, R, cols);
+  uint8_t* vals = dst + meta_total;
+  switch (f.type) {
+    case DType::Q4_0: PackQ4Legacy<false>(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
+    case DType::Q4_1: PackQ4Legacy<true>(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
+    case DType::Q8_0: PackQ8_0(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
+    case DType::Q4_K: PackQ4_K(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
+    default: return false;
+  }
+  // The 64-byte padding after each section, zero as the scalar packer leaves it.
+  std::memset(dst + meta_used, 0, meta_total - meta_used);
+  std::memset(vals + val_used, 0, tile_total - meta_total - val_used);
+  return true;
+#endif
+}
+
+}  // namespace strata::kernels::pk::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace strata::kernels {
+namespace pk {
+HWY_EXPORT(PackTile);
+}  // namespace pk
+
+bool pack_panel_tile_simd(const PanelFormat& f, int R, const void* src, size_t row_stride, int n_rows,
+                          int64_t cols, uint8_t* dst) {
+  if (R <= 0 || n_rows != R || cols <= 0 || cols % f.sb != 0) return false;
+  return HWY_DYNAMIC_DISPATCH(pk::PackTile)(f, R, static_cast<const uint8_t*>(src), row_stride, n_rows, cols, dst);
+}
+
+}  // namespace strata::kernels
+#endif  // HWY_ONCE
