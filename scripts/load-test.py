@@ -11,6 +11,7 @@ tokens p50/p99 (gaps between consecutive streamed chunks that carry text). Stand
 import argparse
 import http.client
 import json
+import os
 import sys
 import threading
 import time
@@ -70,6 +71,29 @@ def one_request(url, prompt, tokens, timeout, api_key):
     return t0, times, n_tokens
 
 
+def server_metrics(url, api_key):
+    """strata's /metrics counters as a dict ({} when the server has none)."""
+    try:
+        u = urllib.parse.urlparse(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=10)
+        headers = {"Authorization": "Bearer " + api_key} if api_key else {}
+        conn.request("GET", "/metrics", headers=headers)
+        resp = conn.getresponse()
+        text = resp.read().decode("utf-8", "replace") if resp.status == 200 else ""
+        conn.close()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("strata_"):
+            k, _, v = line.partition(" ")
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+    return out
+
+
 def run_level(args, n_clients):
     results, errors = [], []
     lock = threading.Lock()
@@ -98,7 +122,8 @@ def run_level(args, n_clients):
     total = sum(n for _, _, n in results)
     return {"clients": n_clients, "requests": len(results), "errors": errors, "tokens": total, "wall": wall,
             "tok_s": total / wall if wall > 0 else 0, "ttft50": percentile(ttft, 50), "ttft99": percentile(ttft, 99),
-            "tbt50": percentile(tbt, 50), "tbt99": percentile(tbt, 99)}
+            "tbt50": percentile(tbt, 50), "tbt99": percentile(tbt, 99), "tbtmax": max(tbt) if tbt else float("nan"),
+            "load1": os.getloadavg()[0]}
 
 
 def main():
@@ -112,17 +137,27 @@ def main():
     ap.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = ap.parse_args()
     rows = []
-    print("| clients | requests | total tok/s | TTFT p50 / p99 | time between tokens p50 / p99 |", flush=True)
-    print("|---:|---:|---:|---:|---:|", flush=True)
+    if not args.json:
+        print("| clients | requests | total tok/s | TTFT p50 / p99 | time between tokens p50 / p99 / max | load |",
+              flush=True)
+        print("|---:|---:|---:|---:|---:|---:|", flush=True)
     failed = False
     for n in [int(x) for x in args.clients.split(",") if x]:
+        m0 = server_metrics(args.url, args.api_key)
         r = run_level(args, n)
+        m1 = server_metrics(args.url, args.api_key)
+        d = {k: m1[k] - m0.get(k, 0) for k in m1}
+        r["preemptions"] = d.get("strata_preemptions_total", 0)
+        r["swap_out_mib"] = d.get("strata_swap_out_bytes_total", 0) / 2**20
         rows.append(r)
         if args.json:
             print(json.dumps(r), flush=True)
         else:
-            print("| %d | %d | %.1f | %.0f / %.0f ms | %.0f / %.0f ms |" % (
-                n, r["requests"], r["tok_s"], r["ttft50"], r["ttft99"], r["tbt50"], r["tbt99"]), flush=True)
+            print("| %d | %d | %.1f | %.0f / %.0f ms | %.0f / %.0f / %.0f ms | %.1f |" % (
+                n, r["requests"], r["tok_s"], r["ttft50"], r["ttft99"], r["tbt50"], r["tbt99"], r["tbtmax"],
+                r["load1"]), flush=True)
+        if r["preemptions"]:
+            print("  preemptions: %d, KV swapped out: %.1f MiB" % (r["preemptions"], r["swap_out_mib"]), flush=True)
         if r["errors"]:
             failed = True
             print("  %d errors, first: %s" % (len(r["errors"]), r["errors"][0]), file=sys.stderr)

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "serve/connection.h"
 
 namespace strata::serve {
 
@@ -61,8 +62,24 @@ std::string prometheus_text(const MetricsSnapshot& m) {
   metric("strata_cached_sequences", "gauge", "Finished sequences kept for prefix reuse.", double(m.cached_sequences));
   metric("strata_kv_committed_bytes", "gauge", "KV cache memory committed (active and kept sequences).",
          double(m.kv_committed_bytes));
+  metric("strata_kv_mem_budget_bytes", "gauge", "KV memory budget (--kv-mem; 0: none).", double(m.kv_mem_budget));
   metric("strata_steps_total", "counter", "Forward steps run.", double(m.steps_total));
   metric("strata_step_seconds_total", "counter", "Time spent in forward steps.", m.step_seconds_total);
+  metric("strata_prefill_chunk", "gauge", "Prompt tokens the last step with a prompt could take.",
+         double(m.prefill_chunk));
+  metric("strata_step_seconds_per_row", "gauge", "Step time model: seconds per token row.", m.step_seconds_per_row);
+  metric("strata_step_seconds_base", "gauge", "Step time model: seconds per step beyond the rows.",
+         m.step_seconds_base);
+  metric("strata_preemptions_total", "counter", "Sequences preempted (KV swapped out) for lack of KV memory.",
+         double(m.preemptions_total));
+  metric("strata_resumes_total", "counter", "Preempted sequences resumed (KV swapped back in).",
+         double(m.resumes_total));
+  metric("strata_swap_out_bytes_total", "counter", "KV bytes swapped out.", double(m.swap_out_bytes_total));
+  metric("strata_swap_in_bytes_total", "counter", "KV bytes swapped back in.", double(m.swap_in_bytes_total));
+  metric("strata_swap_seconds_total", "counter", "Time spent saving and restoring swapped KV.", m.swap_seconds_total);
+  metric("strata_swapped_sequences", "gauge", "Preempted sequences waiting to resume.", double(m.swapped_sequences));
+  metric("strata_swapped_bytes", "gauge", "KV bytes of the preempted sequences (RAM or --swap-dir).",
+         double(m.swapped_bytes));
   return s;
 }
 
@@ -225,17 +242,20 @@ void HttpServer::setup_routes() {
         const bool want_lp = r.logprobs >= 0;
 
         if (!r.stream) {
+          // The client may go away while it waits: its socket is watched and the request cancelled then.
+          const ConnectionWatch watch(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
           std::string text;
           std::vector<TokenLogprob> lps;
           std::vector<RequestHandle::Event> evs;
           for (;;) {
-            const bool done = h->wait(evs, std::chrono::milliseconds(200));
+            const bool done = h->wait(evs, std::chrono::milliseconds(50));
             for (auto& e : evs) {
               text += e.text;
               for (auto& lp : e.logprobs) lps.push_back(std::move(lp));
             }
             evs.clear();
             if (done) break;
+            if (!h->cancelled() && watch.gone()) h->cancel();
           }
           const Finish& f = h->finish();
           if (f.status != 200) return send_error(res, f.status, f.error, f.status == 504 ? "timeout" : "");

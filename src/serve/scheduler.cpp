@@ -15,6 +15,9 @@ namespace strata::serve {
 
 using Clock = std::chrono::steady_clock;
 constexpr int64_t kMinCopy = 8;  // shortest prefix worth copying from a running sequence
+// With a KV budget: positions of headroom every active sequence must have before a swapped sequence resumes
+// or a new one is admitted (so that the next steps do not preempt it again at once).
+constexpr int64_t kResumeMargin = 32;
 
 // ---- RequestHandle ----
 
@@ -54,34 +57,6 @@ size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
   return n;
 }
 
-// Copies the keys and values of positions [0, n) of `src` into the empty cache `dst` (same shape and formats),
-// through the cache's public interface: rows decoded to float32 and stored again (exact for f32 and f16).
-void copy_prefix(const kv::KvCache& src, kv::KvCache& dst, int64_t n) {
-  const kv::KvCacheConfig& c = src.config();
-  constexpr int64_t kChunk = 64;  // positions per round (bounded scratch)
-  const int64_t nh = c.n_head_kv, dk = c.head_dim_k, dv = c.head_dim_v;
-  std::vector<float> head(static_cast<size_t>(kChunk * std::max(dk, dv)));
-  std::vector<float> k(static_cast<size_t>(kChunk * nh * dk)), v(static_cast<size_t>(kChunk * nh * dv));
-  dst.truncate(0);
-  dst.reserve(n);
-  for (int64_t p0 = 0; p0 < n; p0 += kChunk) {
-    const int64_t m = std::min(kChunk, n - p0);
-    for (int64_t l = 0; l < c.n_layer; ++l) {
-      for (int kind = 0; kind < 2; ++kind) {
-        const int64_t d = kind == 0 ? dk : dv;
-        float* rows = kind == 0 ? k.data() : v.data();
-        for (int64_t h = 0; h < nh; ++h) {
-          src.read_rows(l, kind, h, p0, p0 + m, head.data());
-          for (int64_t t = 0; t < m; ++t)
-            std::copy_n(head.data() + t * d, d, rows + (t * nh + h) * d);
-        }
-      }
-      dst.store(l, p0, m, k.data(), v.data());
-    }
-    dst.set_used(p0 + m);
-  }
-}
-
 }  // namespace
 
 struct Scheduler::Sequence {
@@ -107,6 +82,11 @@ struct Scheduler::Sequence {
   Clock::time_point deadline = Clock::time_point::max();
   std::vector<float> logits;    // (n_vocab)
   bool done = false;
+  uint64_t arrival = 0;         // submission order (prefill order; FCFS: the preemption priority)
+  uint64_t ticket = 0;          // place in the waiting line while preempted (FCFS: arrival; quantum: preemption)
+  int64_t resident_from = 0;    // n_generated when it last joined the batch (time slices count from there)
+  std::unique_ptr<SwapStore::Image> image;  // while preempted: its cache's image (the cache holds nothing)
+  bool swapped = false;
 };
 
 Scheduler::Scheduler(const model::Model& model, const Tokenizer& tok, const SchedulerConfig& cfg)
@@ -115,18 +95,38 @@ Scheduler::Scheduler(const model::Model& model, const Tokenizer& tok, const Sche
       cfg_(cfg),
       n_ctx_(cfg.n_ctx > 0 ? cfg.n_ctx : model.hparams().n_ctx_train),
       pool_(cfg.n_threads > 0 ? cfg.n_threads : runtime::default_threads()),
-      fwd_(model, pool_, std::max(1, cfg.max_active) + std::max<int64_t>(1, cfg.prefill_chunk)) {
+      fwd_(model, pool_,
+           std::max(1, cfg.max_active) +
+               std::max<int64_t>(1, cfg.prefill_chunk > 0 ? cfg.prefill_chunk : cfg.prefill_max)),
+      store_(cfg.swap_dir) {
   if (cfg_.max_active < 1) fail("--parallel {}: must be at least 1", cfg_.max_active);
   if (cfg_.max_queue < 0) fail("--queue {}: must not be negative", cfg_.max_queue);
-  if (cfg_.prefill_chunk < 1) fail("--prefill-chunk {}: must be at least 1", cfg_.prefill_chunk);
+  if (cfg_.prefill_chunk < 0) fail("--prefill-chunk {}: must be 0 (adaptive) or more", cfg_.prefill_chunk);
+  if (cfg_.prefill_chunk == 0) {
+    if (!(cfg_.step_budget_ms > 0)) fail("--step-budget-ms {}: must be positive", cfg_.step_budget_ms);
+    if (cfg_.prefill_min < 1 || cfg_.prefill_max < cfg_.prefill_min)
+      fail("--prefill-min {} / --prefill-max {}: need 1 <= min <= max", cfg_.prefill_min, cfg_.prefill_max);
+  }
   if (n_ctx_ < 2) fail("--ctx {}: a sequence needs at least 2 positions", n_ctx_);
+  if (cfg_.swap_quantum < 0) fail("--swap-quantum {}: must be 0 (off) or a number of tokens", cfg_.swap_quantum);
   if (cfg_.cache_entries < 0) cfg_.cache_entries = cfg_.max_active;
+  chunk_limits_.budget_seconds = cfg_.step_budget_ms * 1e-3;
+  chunk_limits_.min_chunk = cfg_.prefill_min;
+  chunk_limits_.max_chunk = cfg_.prefill_max;
   runtime::SessionConfig sc;  // one sequence's cache, as a session would have it
   sc.n_ctx = n_ctx_;
   sc.type_k = cfg_.type_k;
   sc.type_v = cfg_.type_v;
+  sc.format_k = cfg_.format_k;
+  sc.format_v = cfg_.format_v;
+  sc.kv_window = cfg_.kv_window;
   kv_cfg_ = runtime::kv_config(model, sc);
-  kv::KvCache probe(kv_cfg_);  // checks the types and that the context can be reserved, before serving
+  sizer_ = KvSizer(kv_cfg_);  // also checks the formats and that the context can be reserved, before serving
+  if (cfg_.kv_mem > 0 && cfg_.kv_mem < sizer_.bytes(n_ctx_))
+    fail("--kv-mem {}: one sequence's full context takes {} bytes of KV cache (--ctx {}): give at least that, or "
+         "a smaller --ctx or KV format",
+         cfg_.kv_mem, sizer_.bytes(n_ctx_), n_ctx_);
+  m_.kv_mem_budget = cfg_.kv_mem;
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -145,14 +145,15 @@ std::shared_ptr<RequestHandle> Scheduler::submit(Job job) {
   auto h = std::make_shared<RequestHandle>();
   {
     std::lock_guard lock(mu_);
-    if (static_cast<int64_t>(queue_.size()) + m_.active_sequences >= cfg_.max_active + cfg_.max_queue) {
+    if (static_cast<int64_t>(queue_.size()) + m_.active_sequences + m_.swapped_sequences >=
+        cfg_.max_active + cfg_.max_queue) {
       ++m_.requests_rejected;
       throw ApiError(429, "rate_limit_error", "queue_full",
                      fmt::format("the server is busy: {} requests are running and {} are waiting (--parallel {}, "
                                  "--queue {}); retry later",
                                  m_.active_sequences, queue_.size(), cfg_.max_active, cfg_.max_queue));
     }
-    queue_.push_back({std::move(job), h, Clock::now()});
+    queue_.push_back({std::move(job), h, Clock::now(), ++arrivals_});
     ++m_.requests_total;
     m_.queue_length = static_cast<int64_t>(queue_.size());
   }
@@ -177,7 +178,9 @@ void Scheduler::loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || (!paused_ && (!active_.empty() || !queue_.empty())); });
+      cv_.wait(lock, [&] {
+        return stop_ || (!paused_ && (!active_.empty() || !swapped_.empty() || !queue_.empty()));
+      });
       if (stop_) break;
     }
     try {
@@ -192,6 +195,8 @@ void Scheduler::loop() {
   // Shutting down: nobody is left waiting forever.
   const Finish bye{"", {}, 503, "the server is shutting down"};
   for (auto& s : active_) s->h->end(bye);
+  for (auto& s : swapped_) s->h->end(bye);
+  swapped_.clear();  // their images (files) are deleted
   std::lock_guard lock(mu_);
   for (auto& q : queue_) q.handle->end(bye);
   queue_.clear();
@@ -207,8 +212,9 @@ std::unique_ptr<kv::KvCache> Scheduler::take_cache(const std::vector<int32_t>& p
                                         static_cast<int64_t>(prompt.size()) - 1);
     if (n > reused) reused = n, best = i;
   }
-  // A running sequence with a longer common prefix: copy its rows (it keeps its own cache).
-  const Sequence* donor = nullptr;
+  // A running sequence with a longer common prefix: fork its cache (it keeps its own). The whole pages of
+  // the shared prefix are then stored once, copy-on-write (KvCache::fork), not copied.
+  Sequence* donor = nullptr;
   int64_t donor_n = std::max<int64_t>(reused, kMinCopy - 1);
   for (const auto& s : active_) {
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(common_prefix(s->tokens, prompt)),
@@ -216,8 +222,7 @@ std::unique_ptr<kv::KvCache> Scheduler::take_cache(const std::vector<int32_t>& p
     if (n > donor_n) donor_n = n, donor = s.get();
   }
   if (donor) {
-    auto kv = std::make_unique<kv::KvCache>(kv_cfg_);
-    copy_prefix(*donor->kv, *kv, donor_n);
+    auto kv = std::make_unique<kv::KvCache>(donor->kv->fork(donor_n));
     reused = donor_n;
     return kv;
   }
@@ -228,12 +233,156 @@ std::unique_ptr<kv::KvCache> Scheduler::take_cache(const std::vector<int32_t>& p
   return kv;
 }
 
+uint64_t Scheduler::kept_bytes() const {
+  uint64_t b = 0;
+  for (const Kept& k : kept_) b += k.kv->committed_bytes();
+  return b;
+}
+
+uint64_t Scheduler::active_bytes(int64_t margin) const {
+  uint64_t b = 0;
+  for (const auto& s : active_)
+    if (!s->done)
+      b += std::max<uint64_t>(s->kv->committed_bytes(), sizer_.bytes(s->kv->n_used() + margin));
+  return b;
+}
+
+bool Scheduler::make_room(uint64_t need) {
+  if (cfg_.kv_mem == 0) return true;
+  if (need > cfg_.kv_mem) return false;
+  uint64_t kept = kept_bytes();
+  while (need + kept > cfg_.kv_mem && !kept_.empty()) {
+    auto lru = std::min_element(kept_.begin(), kept_.end(),
+                                [](const Kept& a, const Kept& b) { return a.last_use < b.last_use; });
+    kept_.erase(lru);
+    kept = kept_bytes();
+  }
+  return need + kept <= cfg_.kv_mem;
+}
+
+void Scheduler::insert_active(std::unique_ptr<Sequence> s) {
+  auto at = std::upper_bound(active_.begin(), active_.end(), s->arrival,
+                             [](uint64_t a, const std::unique_ptr<Sequence>& x) { return a < x->arrival; });
+  active_.insert(at, std::move(s));
+}
+
+void Scheduler::preempt(size_t index) {
+  const auto t0 = Clock::now();
+  std::unique_ptr<Sequence> s = std::move(active_[index]);
+  active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(index));
+  size_t bytes = 0;
+  if (s->kv->n_used() > 0) {
+    s->image = store_.save(*s->kv);
+    bytes = s->image->size();
+  }
+  s->kv->release();
+  s->swapped = true;
+  {
+    std::lock_guard lock(mu_);
+    // FCFS: it keeps its place (its arrival); time slices: it goes to the back of the line.
+    s->ticket = cfg_.swap_quantum > 0 ? ++arrivals_ : s->arrival;
+    ++m_.preemptions_total;
+    m_.swap_out_bytes_total += bytes;
+    m_.swap_seconds_total += std::chrono::duration<double>(Clock::now() - t0).count();
+    --m_.active_sequences;
+    ++m_.swapped_sequences;
+    m_.swapped_bytes += bytes;
+  }
+  auto at = std::upper_bound(swapped_.begin(), swapped_.end(), s->ticket,
+                             [](uint64_t t, const std::unique_ptr<Sequence>& x) { return t < x->ticket; });
+  swapped_.insert(at, std::move(s));
+}
+
+void Scheduler::resume() {
+  const auto t0 = Clock::now();
+  std::unique_ptr<Sequence> s = std::move(swapped_.front());
+  swapped_.erase(swapped_.begin());
+  size_t bytes = 0;
+  if (s->image) {
+    bytes = s->image->size();
+    store_.load(*s->image, *s->kv);
+    s->image.reset();  // frees the RAM or deletes the file
+  }
+  STRATA_ASSERT(s->kv->n_used() == static_cast<int64_t>(s->tokens.size()), "a resumed cache lost positions");
+  s->swapped = false;
+  s->resident_from = s->n_generated;
+  insert_active(std::move(s));
+  std::lock_guard lock(mu_);
+  ++m_.resumes_total;
+  m_.swap_in_bytes_total += bytes;
+  m_.swap_seconds_total += std::chrono::duration<double>(Clock::now() - t0).count();
+  ++m_.active_sequences;
+  --m_.swapped_sequences;
+  m_.swapped_bytes -= bytes;
+}
+
+size_t Scheduler::victim(bool time_slice) const {
+  // FCFS: the live sequence that arrived last. Time slices: the one that has generated the most tokens since
+  // it (re)joined the batch (ties: the later arrival); with time_slice, only one past its quantum.
+  size_t best = active_.size();
+  for (size_t i = 0; i < active_.size(); ++i) {
+    const Sequence& s = *active_[i];
+    if (s.done) continue;
+    const int64_t run = s.n_generated - s.resident_from;
+    if (time_slice && run < cfg_.swap_quantum) continue;
+    if (best == active_.size()) {
+      best = i;
+      continue;
+    }
+    const Sequence& b = *active_[best];
+    const int64_t brun = b.n_generated - b.resident_from;
+    const bool later = s.arrival > b.arrival;
+    if (cfg_.swap_quantum > 0 ? (run > brun || (run == brun && later)) : later) best = i;
+  }
+  return best;
+}
+
 void Scheduler::admit() {
-  for (;;) {
+  // The waiting line: preempted sequences and queued requests, by ticket (a queued request's is its arrival;
+  // a preempted sequence's its arrival under FCFS, its preemption under time slices). The head joins the
+  // batch when a slot is free and its cache fits the KV budget with headroom (alone, always: one full
+  // context fits by the check at start); nobody passes it. With time slices a sequence past its quantum
+  // gives its place to the head.
+  const size_t max_rounds = 4 * (static_cast<size_t>(cfg_.max_active) + swapped_.size()) + 4;
+  for (size_t round = 0; round < max_rounds; ++round) {
+    Sequence* sw = swapped_.empty() ? nullptr : swapped_.front().get();
+    bool has_q = false, q_cancelled = false;
+    uint64_t q_ticket = 0;
+    int64_t q_len = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (!queue_.empty()) {
+        has_q = true;
+        q_ticket = queue_.front().arrival;
+        q_len = static_cast<int64_t>(queue_.front().job.prompt.size());
+        q_cancelled = queue_.front().handle->cancelled();
+      }
+    }
+    if (!sw && !has_q) return;
+    const bool take_swapped = sw && (!has_q || sw->ticket < q_ticket);
+    const bool slot = static_cast<int>(active_.size()) < cfg_.max_active;
+    bool fits = slot || (!take_swapped && q_cancelled);  // a cancelled request only leaves the line
+    if (slot && !active_.empty() && !(!take_swapped && q_cancelled)) {
+      const int64_t positions = take_swapped ? static_cast<int64_t>(sw->tokens.size()) : q_len;
+      fits = make_room(active_bytes(kResumeMargin) + sizer_.bytes(positions + kResumeMargin));
+    }
+    if (!fits) {
+      if (cfg_.swap_quantum > 0) {
+        const size_t v = victim(/*time_slice=*/true);
+        if (v < active_.size()) {
+          preempt(v);
+          continue;
+        }
+      }
+      return;
+    }
+    if (take_swapped) {
+      resume();
+      continue;
+    }
     Queued q;
     {
       std::lock_guard lock(mu_);
-      if (queue_.empty() || static_cast<int>(active_.size()) >= cfg_.max_active) return;
       q = std::move(queue_.front());
       queue_.pop_front();
       m_.queue_length = static_cast<int64_t>(queue_.size());
@@ -242,11 +391,13 @@ void Scheduler::admit() {
     if (q.handle->cancelled()) {
       std::lock_guard lock(mu_);
       ++m_.requests_cancelled;
+      --m_.active_sequences;
       q.handle->end({"", {}, 499, "cancelled"});
       continue;
     }
     auto s = std::make_unique<Sequence>(std::move(q.job), q.handle, tok_,
                                         static_cast<int32_t>(model_.hparams().n_vocab));
+    s->arrival = s->ticket = q.arrival;
     if (cfg_.timeout_seconds > 0)
       s->deadline = q.submitted + std::chrono::duration_cast<Clock::duration>(
                                       std::chrono::duration<double>(cfg_.timeout_seconds));
@@ -260,7 +411,7 @@ void Scheduler::admit() {
       m_.prompt_tokens_computed += s->job.prompt.size() - static_cast<size_t>(s->cached);
       if (s->cached > 0) ++m_.prefix_cache_hits, m_.prefix_cache_tokens += static_cast<uint64_t>(s->cached);
     }
-    active_.push_back(std::move(s));
+    insert_active(std::move(s));
   }
 }
 
@@ -271,8 +422,14 @@ void Scheduler::finish(Sequence& s, Finish f) {
     // The slot is free as soon as the client has its answer (the sequence leaves active_ at the end of
     // the step): a request sent right after the response must not be refused as "queue full".
     std::lock_guard lock(mu_);
-    --m_.active_sequences;
+    if (s.swapped) {
+      --m_.swapped_sequences;
+      if (s.image) m_.swapped_bytes -= s.image->size();
+    } else {
+      --m_.active_sequences;
+    }
   }
+  s.image.reset();  // a preempted sequence's image (file) goes now
   if (f.status == 200 && f.reason != "stop_string") {
     // Whatever text the decoder or the stop filter still holds is final now.
     bool stopped = false;
@@ -340,45 +497,81 @@ void Scheduler::count_generated() {
 }
 
 bool Scheduler::step() {
-  admit();
   const auto now = Clock::now();
-  for (auto& s : active_) {
-    // Counted before finish(): a client reading /metrics right after its response sees it.
-    if (s->h->cancelled()) {
+  // Cancelled and timed-out requests end, running or preempted. Counted before finish(): a client reading
+  // /metrics right after its response sees it.
+  auto drop = [&](Sequence& s) {
+    if (s.done) return;
+    if (s.h->cancelled()) {
       {
         std::lock_guard lock(mu_);
         ++m_.requests_cancelled;
       }
-      finish(*s, {"", {}, 499, "cancelled"});
-    } else if (now >= s->deadline) {
+      finish(s, {"", {}, 499, "cancelled"});
+    } else if (now >= s.deadline) {
       {
         std::lock_guard lock(mu_);
         ++m_.requests_timed_out;
       }
-      finish(*s, {"", {}, 504,
-                  fmt::format("the request took longer than {} s (--timeout): ask for fewer max_tokens or retry "
-                              "when the server is less busy", cfg_.timeout_seconds)});
+      finish(s, {"", {}, 504,
+                 fmt::format("the request took longer than {} s (--timeout): ask for fewer max_tokens or retry "
+                             "when the server is less busy", cfg_.timeout_seconds)});
     }
-  }
+  };
+  for (auto& s : swapped_) drop(*s);  // before admit(): a cancelled sequence is not swapped back in
+  std::erase_if(swapped_, [](const std::unique_ptr<Sequence>& s) { return s->done; });
+  admit();
+  for (auto& s : active_) drop(*s);
+
   // One step: every decoding sequence's next token, then prompt chunks, oldest request first.
   std::vector<model::SeqStep> steps;
   std::vector<std::pair<Sequence*, size_t>> who;  // sequence, prompt tokens fed (0: a decode token)
-  for (auto& s : active_)
-    if (!s->done && s->pending >= 0) {
-      steps.push_back({s->kv.get(), std::span<const int32_t>(&s->pending, 1), s->logits.data()});
-      who.emplace_back(s.get(), 0);
+  int64_t chunk = 0;
+  auto plan = [&] {
+    steps.clear();
+    who.clear();
+    for (auto& s : active_)
+      if (!s->done && s->pending >= 0) {
+        steps.push_back({s->kv.get(), std::span<const int32_t>(&s->pending, 1), s->logits.data()});
+        who.emplace_back(s.get(), 0);
+      }
+    const int64_t n_decode = static_cast<int64_t>(steps.size());
+    chunk = cfg_.prefill_chunk > 0 ? cfg_.prefill_chunk : adaptive_chunk(step_model_, n_decode, chunk_limits_);
+    int64_t budget = chunk;
+    for (auto& s : active_) {
+      if (s->done || s->pending >= 0 || budget == 0) continue;
+      const int64_t rest = static_cast<int64_t>(s->job.prompt.size() - s->n_fed);
+      const int64_t take = std::min(rest, budget);
+      const bool last = take == rest;
+      steps.push_back({s->kv.get(),
+                       std::span<const int32_t>(s->job.prompt.data() + s->n_fed, static_cast<size_t>(take)),
+                       last ? s->logits.data() : nullptr});
+      who.emplace_back(s.get(), static_cast<size_t>(take));
+      budget -= take;
     }
-  int64_t budget = cfg_.prefill_chunk;
-  for (auto& s : active_) {
-    if (s->done || s->pending >= 0 || budget == 0) continue;
-    const int64_t rest = static_cast<int64_t>(s->job.prompt.size() - s->n_fed);
-    const int64_t take = std::min(rest, budget);
-    const bool last = take == rest;
-    steps.push_back({s->kv.get(), std::span<const int32_t>(s->job.prompt.data() + s->n_fed, static_cast<size_t>(take)),
-                     last ? s->logits.data() : nullptr});
-    who.emplace_back(s.get(), static_cast<size_t>(take));
-    budget -= take;
+  };
+  for (;;) {
+    plan();
+    if (cfg_.kv_mem == 0) break;
+    // The bytes committed after this step: every sequence at its positions plus this step's tokens.
+    uint64_t need = 0;
+    int live = 0;
+    for (auto& s : active_) {
+      if (s->done) continue;
+      ++live;
+      int64_t add = 0;
+      for (auto& [w, fed] : who)
+        if (w == s.get()) add = fed == 0 ? 1 : static_cast<int64_t>(fed);
+      need += std::max<uint64_t>(s->kv->committed_bytes(), sizer_.bytes(s->kv->n_used() + add));
+    }
+    if (make_room(need) || live <= 1) break;
+    const size_t v = victim(/*time_slice=*/false);
+    STRATA_ASSERT(v < active_.size(), "no sequence to preempt");
+    preempt(v);
   }
+  int64_t rows = 0;
+  bool prefill = false;
+  for (auto& [s, fed] : who) rows += fed == 0 ? 1 : static_cast<int64_t>(fed), prefill |= fed > 0;
 
   const auto t0 = Clock::now();
   if (!steps.empty()) {
@@ -401,6 +594,7 @@ bool Scheduler::step() {
     }
   }
   const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  step_model_.observe(rows, dt);
 
   // Finished sequences leave the batch; their caches are kept for prefix reuse.
   std::vector<std::unique_ptr<Sequence>> still;
@@ -409,6 +603,7 @@ bool Scheduler::step() {
     else still.push_back(std::move(s));
   }
   active_ = std::move(still);
+  if (cfg_.kv_mem > 0) make_room(active_bytes(0));  // the newly kept caches within the budget
 
   uint64_t kv_bytes = 0;
   for (auto& s : active_) kv_bytes += s->kv->committed_bytes();
@@ -416,7 +611,13 @@ bool Scheduler::step() {
   {
     std::lock_guard lock(mu_);
     if (!steps.empty()) ++m_.steps_total, m_.step_seconds_total += dt;
+    if (prefill || cfg_.prefill_chunk > 0) m_.prefill_chunk = chunk;
+    m_.step_seconds_per_row = step_model_.per_row();
+    m_.step_seconds_base = step_model_.base();
     m_.active_sequences = static_cast<int64_t>(active_.size());
+    m_.swapped_sequences = static_cast<int64_t>(swapped_.size());
+    m_.swapped_bytes = 0;
+    for (auto& s : swapped_) m_.swapped_bytes += s->image ? s->image->size() : 0;
     m_.cached_sequences = static_cast<int64_t>(kept_.size());
     m_.kv_committed_bytes = kv_bytes;
     const auto now2 = Clock::now();
@@ -424,7 +625,7 @@ bool Scheduler::step() {
     while (rate_.size() > 2 && now2 - rate_.front().first > std::chrono::seconds(10)) rate_.pop_front();
     const double span = std::chrono::duration<double>(rate_.back().first - rate_.front().first).count();
     m_.tokens_per_second = span > 0 ? static_cast<double>(rate_.back().second - rate_.front().second) / span : 0;
-    if (active_.empty() && queue_.empty()) rate_.clear(), m_.tokens_per_second = 0;
+    if (active_.empty() && swapped_.empty() && queue_.empty()) rate_.clear(), m_.tokens_per_second = 0;
   }
   return !steps.empty();
 }

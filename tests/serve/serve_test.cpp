@@ -2,8 +2,12 @@
 // with httplib::Client like any OpenAI client would. The expected texts come from runtime::generate() on a
 // single-sequence Session (what `strata run` does), never from the server's code: concurrent requests must
 // each get exactly the text they get alone.
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -416,6 +420,50 @@ TEST_F(Serve, ClientDisconnectCancels) {
   EXPECT_TRUE(ok) << "cancelled " << metric("strata_requests_cancelled_total") << ", active "
                   << metric("strata_active_sequences");
   EXPECT_LT(metric("strata_tokens_generated_total"), 1e9);
+}
+
+// A non-streamed request whose client hangs up while it is being generated: the server notices the closed
+// socket (nothing is written until the end, so it watches the socket), cancels the sequence and frees the
+// slot long before max_tokens.
+TEST_F(Serve, NonStreamedClientDisconnectCancels) {
+  Scheduler& sched = *g->server->sched;
+  const MetricsSnapshot m0 = sched.metrics();
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(g->server->port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const int64_t max_tokens = 200;
+  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", max_tokens}, {"ignore_eos", true},
+                                {"temperature", 0}}.dump();
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  // Hold the generation as soon as it has started (a step is well under a millisecond on this model).
+  ASSERT_EQ(send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  const auto t_end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (sched.metrics().tokens_generated_total == m0.tokens_generated_total &&
+         std::chrono::steady_clock::now() < t_end) {
+  }
+  sched.set_paused(true);
+  const MetricsSnapshot m1 = sched.metrics();
+  ASSERT_GT(m1.tokens_generated_total, m0.tokens_generated_total) << "the request never started";
+  ASSERT_LT(m1.tokens_generated_total, m0.tokens_generated_total + max_tokens) << "it finished before the hang-up";
+  ASSERT_EQ(m1.active_sequences, 1);
+  close(fd);  // the client goes away
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the server polls the socket every 50 ms
+  sched.set_paused(false);
+  bool ok = false;
+  for (int i = 0; i < 200 && !ok; ++i) {
+    const MetricsSnapshot m = sched.metrics();
+    ok = m.requests_cancelled >= m0.requests_cancelled + 1 && m.active_sequences == 0;
+    if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const MetricsSnapshot m2 = sched.metrics();
+  EXPECT_TRUE(ok) << "cancelled " << m2.requests_cancelled << ", active " << m2.active_sequences;
+  EXPECT_LT(m2.tokens_generated_total, m0.tokens_generated_total + max_tokens)
+      << "the whole request was generated for nobody";
 }
 
 TEST_F(Serve, MetricsArePrometheusText) {
