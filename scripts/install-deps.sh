@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages strata builds with. Idempotent: does nothing when all are present.
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-      libhwy-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev liburing-dev libfmt-dev
+      libhwy-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()
 for p in "${PKGS[@]}"; do
