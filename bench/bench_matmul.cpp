@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_data.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_registry.h"
@@ -59,27 +60,8 @@ void load_profile() {
   }
 }
 
-// Random weights of a type, quantized with the reference (speed does not depend on the values).
-std::vector<uint8_t> random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  const size_t rb = strata::row_bytes(type, cols);
-  std::vector<uint8_t> w(rows * rb);
-  std::vector<float> row(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (auto& v : row) v = normal(rng);
-    strata::quantize_row(type, row.data(), w.data() + r * rb, cols);
-  }
-  return w;
-}
-
-std::vector<float> random_acts(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(n);
-  for (auto& v : x) v = normal(rng);
-  return x;
-}
+using strata::bench::random_acts;
+using strata::bench::random_weight;
 
 struct Config {
   DType type;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_data.h"
 #include "core/thread_pool.h"
 #include "kernels/int8_panel.h"
 #include "kernels/matmul.h"
@@ -30,16 +31,7 @@ namespace kernels = strata::kernels;
 int64_t g_cold_bytes = int64_t{512} << 20;
 
 std::vector<uint8_t> random_weight(DType type, int64_t rows, int64_t cols) {
-  std::mt19937_64 rng(1);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  const size_t rb = strata::row_bytes(type, cols);
-  std::vector<uint8_t> w(rows * rb);
-  std::vector<float> row(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (auto& v : row) v = normal(rng);
-    strata::quantize_row(type, row.data(), w.data() + r * rb, cols);
-  }
-  return w;
+  return strata::bench::random_weight(type, rows, cols, 1);
 }
 
 void gemv(benchmark::State& state, DType type, int64_t rows, int64_t cols, int threads, bool repack) {
