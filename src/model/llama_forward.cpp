@@ -176,16 +176,22 @@ void LlamaForward::run_rows(std::span<const SeqStep> seqs, const int32_t* tokens
     if (!lw.bo.empty()) kernels::add_bias(proj_.data(), lw.bo.data(), n, hp.n_embd);
     kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
 
-    // Feed-forward block (SwiGLU).
-    kernels::rmsnorm(x_.data(), lw.ffn_norm.data(), xb_.data(), n, hp.n_embd, hp.rms_eps);
-    const kernels::Weight* gate_up[] = {&lw.w_gate.kw, &lw.w_up.kw};
-    float* const gate_up_out[] = {gate_.data(), up_.data()};
-    kernels::matmul_multi(gate_up, xb_.data(), n, gate_up_out, pool_);
-    kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
-    kernels::matmul(lw.w_down.kw, gate_.data(), n, proj_.data(), pool_);
-    kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
+    ffn_block(lw, l, n);
   }
   for (size_t i = 0; i < seqs.size(); ++i) seqs[i].kv->set_used(pos0_[i] + static_cast<int64_t>(seqs[i].tokens.size()));
+}
+
+// Feed-forward block (SwiGLU) of layer l over the n rows of the residual stream x_.
+void LlamaForward::ffn_block(const LayerWeights& lw, int64_t l, int64_t n) {
+  (void)l;
+  const HParams& hp = m_.hparams();
+  kernels::rmsnorm(x_.data(), lw.ffn_norm.data(), xb_.data(), n, hp.n_embd, hp.rms_eps);
+  const kernels::Weight* gate_up[] = {&lw.w_gate.kw, &lw.w_up.kw};
+  float* const gate_up_out[] = {gate_.data(), up_.data()};
+  kernels::matmul_multi(gate_up, xb_.data(), n, gate_up_out, pool_);
+  kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
+  kernels::matmul(lw.w_down.kw, gate_.data(), n, proj_.data(), pool_);
+  kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
 }
 
 }  // namespace strata::model

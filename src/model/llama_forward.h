@@ -45,6 +45,7 @@ class LlamaForward {
   void eval_batch(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
   // The forward pass over the rows of several sequences (tokens: all of them, sequence after sequence).
   void run_rows(std::span<const SeqStep> seqs, const int32_t* tokens, int64_t n);
+  void ffn_block(const LayerWeights& lw, int64_t l, int64_t n);
   void check_cache(const kv::KvCache& kv) const;
 
   const Model& m_;
