@@ -43,6 +43,7 @@ struct BenchOptions {
   bool progress = false;
   bool no_warmup = false;
   std::string mem;  // --mem: weights beyond it stream from disk
+  model::FfnSparsity ffn;  // --ffn-threshold, --ffn-window, --ffn-cache-bytes
 };
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -145,6 +146,7 @@ int run(BenchOptions& o) {
     }
     budget_cfg.format_k = tk.front(), budget_cfg.format_v = tv.front();
     auto model = load_model_with_budget(path, budget_cfg, {.mem = o.mem, .progress = false});
+    model->set_ffn_sparsity(o.ffn);
     const runtime::BenchModelInfo info = runtime::bench_model_info(*model, path);
     for (const runtime::BenchTest& t : tests) {
       ++done;
@@ -215,6 +217,7 @@ const Command kCmd{
       sub.add_flag("--no-warmup", o->no_warmup, "skip the untimed warm-up run of each test");
       sub.add_option("--mem", o->mem, "memory budget (e.g. 600M, 1.5G): weights that do not fit are read from "
                      "the model file each token with direct I/O (see `strata plan`)");
+      add_ffn_flags(sub, o->ffn);
       CLI::App* attn = sub.add_subcommand("attn", "attention I/O model: bytes moved (counted) vs the N²d²/M bound, "
                                                   "and time, for prefill and decode");
       RunFn run_attn = setup_bench_attn(*attn);

@@ -15,7 +15,7 @@ namespace strata::cli {
 namespace {
 
 struct GenModelOptions {
-  std::string shape = "demo", type, output_type, output, arch, tokenizer, tokenizer_pre, chat_template;
+  std::string shape = "demo", type, output_type, output, arch, tokenizer, tokenizer_pre, chat_template, ffn_act;
   uint64_t seed = 42;
   int threads = 0;
   std::optional<int64_t> n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
@@ -43,6 +43,7 @@ int run_gen_model(const GenModelOptions& o) {
   if (o.rope_freq_base) s.rope_freq_base = *o.rope_freq_base;
   if (o.rms_eps) s.rms_eps = *o.rms_eps;
   if (!o.arch.empty()) s.arch = o.arch;
+  if (!o.ffn_act.empty()) s.ffn_act = o.ffn_act;
   if (!o.tokenizer.empty()) s.tokenizer = o.tokenizer;
   if (!o.tokenizer_pre.empty()) s.tokenizer_pre = o.tokenizer_pre;
   if (!o.chat_template.empty()) s.chat_template = o.chat_template == "none" ? "" : o.chat_template;
@@ -90,6 +91,9 @@ RunFn setup_gen_model(CLI::App& sub) {
   sub.add_option("--rope-freq-base", o->rope_freq_base, "override: rope base frequency");
   sub.add_option("--rms-eps", o->rms_eps, "override: RMS norm epsilon");
   sub.add_option("--arch", o->arch, "override: architecture (llama, qwen2)");
+  sub.add_option("--ffn-act", o->ffn_act,
+                 "FFN gate activation: silu (default, llama.cpp-compatible) or relu (sparse activations, ~50% "
+                 "active with random weights; strata-only: llama.cpp would run it as silu)");
   sub.add_option("--tokenizer", o->tokenizer, "override: llama (SentencePiece) or gpt2 (byte-level BPE)");
   sub.add_option("--tokenizer-pre", o->tokenizer_pre, "override: BPE pre-tokenizer (llama-bpe, qwen2)");
   sub.add_option("--chat-template", o->chat_template, "chat template written: llama2, mistral, llama3, chatml, none");

@@ -48,6 +48,7 @@ struct PplOptions {
   std::string kv_policy = "streaming";
   int32_t kv_sink = 4, kv_recent = 32;
   int64_t calib_tokens = 0;  // bfp4r/bfp8r: calibration tokens from the start of the text (0: one chunk)
+  float ffn_threshold = 0;   // SiLU: skip neurons with |silu(gate)| below it (model/sparse_ffn.h)
   bool json = false;
 };
 
@@ -111,6 +112,8 @@ int run(PplOptions& o) {
   const auto t0 = Clock::now();
   const bool tty = isatty(2) && !o.json;
   auto model = model::Model::load(resolve_model(o.model), {.prepare_kernels = true, .progress = tty});
+  if (o.ffn_threshold < 0) fail("--ffn-threshold {}: must be 0 or more", o.ffn_threshold);
+  model->set_ffn_sparsity({.threshold = o.ffn_threshold});
   auto tok = Tokenizer::from_gguf(model->file());
   std::vector<int32_t> ids = tok->encode(read_text(o.text_file), /*add_special=*/true, /*parse_special=*/false);
   const int64_t n_ctx = o.ctx, n_tok = static_cast<int64_t>(ids.size());
@@ -237,12 +240,19 @@ int run(PplOptions& o) {
     if (has_base)
       j += fmt::format(", \"kl_mean\": {:.7f}, \"top1_agree\": {:.6f}, \"base_ppl\": {:.6f}, \"delta_ppl_pct\": {:.4f}",
                        kl_mean, agree, base_ppl, 100.0 * (ppl / base_ppl - 1));
+    if (model->ffn_counters().neurons > 0)
+      j += fmt::format(", \"ffn_threshold\": {}, \"ffn_sparsity\": {:.6f}", o.ffn_threshold,
+                       model->ffn_counters().sparsity());
     std::printf("%s}\n", j.c_str());
   } else {
     std::printf("ppl %.4f over %lld tokens (%lld chunks of %lld), KV %s/%s%s: %.1f bytes/token, %.1f s\n", ppl,
                 static_cast<long long>(n_scored), static_cast<long long>(n_chunk), static_cast<long long>(n_ctx),
                 kv::format_name(*sc.format_k), kv::format_name(*sc.format_v),
                 o.kv_window ? fmt::format(" + f16 window {}", o.kv_window).c_str() : "", kv_bpt, secs);
+    if (model->ffn_counters().neurons > 0)
+      std::printf("FFN: %.2f%% of neurons skipped (%s%s)\n", 100.0 * model->ffn_counters().sparsity(),
+                  model->hparams().ffn_act == model::FfnAct::kRelu ? "relu" : "silu",
+                  o.ffn_threshold > 0 ? fmt::format(", --ffn-threshold {}", o.ffn_threshold).c_str() : "");
     if (has_base)
       std::printf("vs base (ppl %.4f): Δppl %+.3f%%, mean KL %.6f, same top token %.2f%%\n", base_ppl,
                   100.0 * (ppl / base_ppl - 1), kl_mean, 100.0 * agree);
@@ -279,6 +289,9 @@ const Command kCmd{"ppl", "perplexity of a text (llama-perplexity's method), KL 
                      sub.add_option("--save-logits", o->save_logits, "save the scored log-probabilities (a baseline)");
                      sub.add_option("--kl-base", o->kl_base,
                                     "compare with a baseline: mean KL, top-1 agreement, Δppl");
+                     sub.add_option("--ffn-threshold", o->ffn_threshold,
+                                    "SiLU models: skip FFN neurons whose |silu(gate)| is below T (activation "
+                                    "sparsity; an approximation, 0: off)")->capture_default_str();
                      sub.add_flag("--json", o->json, "print the figures as one JSON object");
                      return [o] { return run(*o); };
                    }};

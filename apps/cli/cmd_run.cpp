@@ -34,6 +34,7 @@ struct RunOptions {
   std::string prompt, prompt_file;
   bool no_display_prompt = false;
   std::string mem;  // --mem: weights beyond it stream from disk
+  model::FfnSparsity ffn;  // --ffn-threshold, --ffn-window, --ffn-cache-bytes
 };
 
 std::string read_file(const std::string& path) {
@@ -53,6 +54,7 @@ int run(RunOptions& o) {
   const auto t_load = Clock::now();
   const std::string path = resolve_model(o.gen.model);
   auto model = load_model_with_budget(path, session_config(o.gen), {.mem = o.mem, .progress = true});
+  model->set_ffn_sparsity(o.ffn);
   auto tok = Tokenizer::from_gguf(model->file());
   runtime::Session session(*model, session_config(o.gen, model.get()));
   const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
@@ -106,6 +108,7 @@ const Command kCmd{"run", "generate text from a prompt (streams the text, then p
                      add_generation_flags(sub, o->gen);
                      sub.add_option("--mem", o->mem, "memory budget (e.g. 600M, 1.5G): weights that do not fit "
                                     "are read from the model file each token with direct I/O (see `strata plan`)");
+                     add_ffn_flags(sub, o->ffn);
                      return [o] { return run(*o); };
                    }};
 

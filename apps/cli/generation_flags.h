@@ -13,6 +13,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "kv/kv_cache.h"
+#include "model/sparse_ffn_options.h"
 #include "model/synthetic.h"
 #include "runtime/session.h"
 #include "sample/sampler.h"
@@ -45,6 +46,19 @@ inline void add_kv_flags(CLI::App& sub, std::string& type_k, std::string& type_v
   sub.add_option("--cache-type-k", type_k, "KV cache type for K (also -ctk): " + names)->capture_default_str();
   sub.add_option("--cache-type-v", type_v, "KV cache type for V (also -ctv): " + names)->capture_default_str();
   sub.add_option("--kv-window", window, "the most recent N tokens of the KV cache kept in f16 (0: none)")
+      ->capture_default_str();
+}
+
+// The sparse FFN's flags (model/sparse_ffn.h), for commands that load a model: after loading, call
+// model->set_ffn_sparsity(s). run and bench add all three; `strata ppl` has --ffn-threshold only.
+inline void add_ffn_flags(CLI::App& sub, model::FfnSparsity& s) {
+  sub.add_option("--ffn-threshold", s.threshold,
+                 "SiLU models: skip FFN neurons whose |silu(gate)| is below T (an approximation; 0: off)")
+      ->capture_default_str();
+  sub.add_option("--ffn-window", s.window,
+                 "bundled models under --mem: keep the FFN rows of neurons active in the last N tokens in memory")
+      ->capture_default_str();
+  sub.add_option("--ffn-cache-bytes", s.cache_bytes, "with --ffn-window: most bytes the neuron cache keeps (0: no cap)")
       ->capture_default_str();
 }
 

@@ -79,6 +79,10 @@ HParams read_hparams(const gguf::File& f) {
     fail("{}rope.scaling.type = '{}' is not supported yet (supported: none, linear, llama3)", a,
          hp.rope_scaling);
   }
+  const std::string act = f.get_string("strata.ffn_act", "silu");
+  if (act == "relu") hp.ffn_act = FfnAct::kRelu;
+  else if (act != "silu") fail("strata.ffn_act = '{}': unknown FFN activation (known: silu, relu)", act);
+  hp.ffn_bundle = f.get_bool("strata.ffn_bundle", false);
   return hp;
 }
 

@@ -13,6 +13,11 @@ namespace strata::model {
 
 enum class Arch { kLlama, kMistral, kQwen2 };
 
+// The FFN gate's activation: SiLU (SwiGLU, every llama-family model llama.cpp reads) or ReLU (ReLU-fied
+// models such as ProSparse/ReluLLaMA, and `strata gen-model --ffn-act relu`), from the strata key
+// `strata.ffn_act` ("silu" when absent).
+enum class FfnAct { kSilu, kRelu };
+
 struct HParams {
   Arch arch = Arch::kLlama;
   std::string arch_name;       // general.architecture: "llama", "mistral", "qwen2"
@@ -34,6 +39,10 @@ struct HParams {
   kernels::RopeMode rope_mode = kernels::RopeMode::kNormal;  // llama/mistral: normal; qwen2: NeoX
   // Llama 3 scaling parameters (used only to compute the frequency factors when rope_freqs.weight is absent).
   double rope_llama3_factor = 8, rope_llama3_low = 1, rope_llama3_high = 4, rope_llama3_orig_ctx = 8192;
+  FfnAct ffn_act = FfnAct::kSilu;  // strata.ffn_act
+  // strata.ffn_bundle: the file holds blk.N.ffn_up_down (row i = [up row i | down column i], `strata convert
+  // --bundle`) instead of ffn_up and ffn_down (storage/ffn_bundle.h).
+  bool ffn_bundle = false;
 
   int64_t q_dim() const { return n_head * head_dim; }      // width of the query projection
   int64_t k_dim() const { return n_head_kv * head_dim; }   // width of the key projection

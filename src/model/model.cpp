@@ -171,6 +171,7 @@ std::unique_ptr<Model> Model::from_file(gguf::File file, const LoadOptions& opts
       if (!f.find_tensor(name)) fail("the placement streams '{}', which the model file does not have", name);
   }
   Binder b(f, opts.prepare_kernels, res.get());
+  Binder raw(f, /*prepare=*/false, res.get());  // FFN bundles (hparams.ffn_bundle)
   Weights& w = m->w_;
   w.tok_embd = b.matrix("token_embd.weight", hp.n_vocab, hp.n_embd);
   w.output_norm = b.vec("output_norm.weight", hp.n_embd);
@@ -199,10 +200,14 @@ std::unique_ptr<Model> Model::from_file(gguf::File file, const LoadOptions& opts
     l.bo = b.vec(p + "attn_output.bias", hp.n_embd, false);
     l.ffn_norm = b.vec(p + "ffn_norm.weight", hp.n_embd);
     l.w_gate = b.matrix(p + "ffn_gate.weight", hp.n_ff, hp.n_embd);
-    l.w_up = b.matrix(p + "ffn_up.weight", hp.n_ff, hp.n_embd);
-    l.w_down = b.matrix(p + "ffn_down.weight", hp.n_embd, hp.n_ff);
+    if (hp.ffn_bundle) {  // file layout kept: the sparse FFN reads rows of it (model/sparse_ffn.h)
+      l.w_up_down = raw.matrix(p + "ffn_up_down.weight", hp.n_ff, 2 * hp.n_embd);
+    } else {
+      l.w_up = b.matrix(p + "ffn_up.weight", hp.n_ff, hp.n_embd);
+      l.w_down = b.matrix(p + "ffn_down.weight", hp.n_embd, hp.n_ff);
+    }
   }
-  m->weight_bytes_ = b.bytes();
+  m->weight_bytes_ = b.bytes() + raw.bytes();
   if (opts.placement) m->start_streaming(*opts.placement);
   return m;
 }
@@ -249,10 +254,10 @@ void Model::embed(const int32_t* tokens, int64_t n, float* out) const {
 
 std::string Model::describe() const {
   std::map<std::string, int> types;
-  auto count = [&](const Matrix& mx) { types[dtype_name(mx.type)]++; };
+  auto count = [&](const Matrix& mx) { if (!mx.name.empty()) types[dtype_name(mx.type)]++; };
   count(w_.tok_embd);
   for (const auto& l : w_.layers) {
-    for (const Matrix* mx : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) count(*mx);
+    for (const Matrix* mx : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down, &l.w_up_down}) count(*mx);
   }
   if (!w_.tied_output) count(w_.output);
   std::string ts;

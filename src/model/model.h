@@ -14,6 +14,7 @@
 #include "gguf/gguf.h"
 #include "kernels/matmul.h"
 #include "model/hparams.h"
+#include "model/sparse_ffn_options.h"
 #include "storage/direct_file.h"
 #include "storage/weight_streamer.h"
 #include "tensor/dtype.h"
@@ -49,6 +50,9 @@ struct LayerWeights {
   Matrix w_gate;                 // (n_ff, n_embd)
   Matrix w_up;                   // (n_ff, n_embd)
   Matrix w_down;                 // (n_embd, n_ff)
+  // Bundled files (hparams.ffn_bundle): w_up and w_down are empty and this holds (n_ff, 2 * n_embd) rows
+  // [up row i | down column i] in the file's layout (never repacked; storage/ffn_bundle.h).
+  Matrix w_up_down;
 };
 
 struct Weights {
@@ -97,6 +101,10 @@ class Model {
   void embed(const int32_t* tokens, int64_t n, float* out) const;
   // "llama 5 layers, n_embd 64, ... f32" for logs.
   std::string describe() const;
+  // The sparse FFN's settings (model/sparse_ffn.h) and the counters every forward over this model adds to.
+  const FfnSparsity& ffn_sparsity() const { return ffn_sparsity_; }
+  void set_ffn_sparsity(const FfnSparsity& s) { ffn_sparsity_ = s; }
+  FfnCounters& ffn_counters() const { return ffn_counters_; }
 
  private:
   Model() = default;
@@ -113,6 +121,8 @@ class Model {
   std::deque<std::unique_ptr<kernels::WeightSource>> sources_;
   mutable std::mutex embed_mu_;
   mutable storage::AlignedBuffer embed_buf_;  // one gathered embedding row (aligned span)
+  FfnSparsity ffn_sparsity_;
+  mutable FfnCounters ffn_counters_;
 };
 
 }  // namespace strata::model

@@ -150,6 +150,7 @@ void add_metadata(Writer& w, const SyntheticSpec& s) {
   w.set(a + ".attention.head_count_kv", u32(s.n_head_kv));
   w.set(a + ".attention.layer_norm_rms_epsilon", Writer::f32(s.rms_eps));
   w.set(a + ".rope.freq_base", Writer::f32(s.rope_freq_base));
+  if (s.ffn_act != "silu") w.set("strata.ffn_act", Writer::string(s.ffn_act));
   detail::add_tokenizer(w, s);
 }
 
@@ -180,6 +181,7 @@ void validate(const SyntheticSpec& s) {
   for (const auto& [what, v] : dims)
     if (v <= 0 || v > (int64_t{1} << 31)) fail("gen-model: {} must be in [1, 2^31], got {}", what, v);
   if (s.arch != "llama" && s.arch != "qwen2") fail("gen-model: unknown architecture '{}': use llama or qwen2", s.arch);
+  if (s.ffn_act != "silu" && s.ffn_act != "relu") fail("gen-model: unknown FFN activation '{}': use silu or relu", s.ffn_act);
   if (s.n_embd % s.n_head != 0) fail("gen-model: n_embd {} is not a multiple of n_head {}", s.n_embd, s.n_head);
   if (s.n_head % s.n_head_kv != 0)
     fail("gen-model: n_head {} is not a multiple of n_head_kv {} (grouped-query attention)", s.n_head, s.n_head_kv);

@@ -31,6 +31,9 @@ struct SyntheticSpec {
   std::string tokenizer = "llama";  // "llama" (SentencePiece) or "gpt2" (byte-level BPE)
   std::string tokenizer_pre;        // BPE pre-tokenizer: "llama-bpe", "qwen2"
   std::string chat_template;        // family of the tokenizer.chat_template written ("" = none)
+  // FFN gate activation: "silu" (SwiGLU, llama.cpp-compatible) or "relu" (written as strata.ffn_act = relu:
+  // a sparse-activation test model; llama.cpp ignores the key and would run it as SiLU).
+  std::string ffn_act = "silu";
   // Types whose reference quantizer is slow (K-quants, IQ4: 30-350 ns a weight) build each row from a pool of
   // 8192 quantized random blocks instead of quantizing every row: the weights are still N(0, std), blocks
   // repeat across the model, and a 7B model takes seconds instead of many minutes. true: quantize every row.
