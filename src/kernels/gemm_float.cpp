@@ -74,6 +74,9 @@ HWY_NOINLINE void FloatTile(const WT* const* HWY_RESTRICT w, const float* const*
   }
 }
 
+// Stores one result: y = v, or y += v with accumulate (the residual stream).
+HWY_INLINE void Put(const detail::FloatArgs& a, int64_t i, float v) { a.y[i] = a.accumulate ? a.y[i] + v : v; }
+
 // y[t][row0 + r] for r < n_rows (<= kRowTile), all tokens, from row pointers w[0..n_rows).
 template <class WT>
 void RowTileAllTokens(const WT* const* w, int n_rows, const detail::FloatArgs& a, int64_t t0, int64_t t1,
@@ -99,12 +102,12 @@ void RowTileAllTokens(const WT* const* w, int n_rows, const detail::FloatArgs& a
         } else {
           FloatTile<WT, 1, 1>(w + r, xs, a.cols, o);
         }
-        for (size_t i = 0; i < tt; ++i) a.y[(t + static_cast<int64_t>(i)) * a.rows + row0 + r] = o[i];
+        for (size_t i = 0; i < tt; ++i) Put(a, (t + static_cast<int64_t>(i)) * a.rows + row0 + r, o[i]);
       }
     }
     if (rt == kRowTile)
       for (size_t i = 0; i < tt; ++i)
-        for (int r = 0; r < n_rows; ++r) a.y[(t + static_cast<int64_t>(i)) * a.rows + row0 + r] = out[i * rt + r];
+        for (int r = 0; r < n_rows; ++r) Put(a, (t + static_cast<int64_t>(i)) * a.rows + row0 + r, out[i * rt + r]);
     t += static_cast<int64_t>(tt);
   }
 }
@@ -171,7 +174,7 @@ void FloatRowsGemm(const detail::FloatArgs& a, int64_t row_begin, int64_t row_en
             float* yt = a.y + (t + static_cast<int64_t>(i)) * a.rows + r0;
             for (int r = 0; r < n; ++r) {
               const float v = rt == 1 ? out[r * kTokTile + i] : out[i * kRowTile + r];
-              yt[r] = k0 == 0 ? v : yt[r] + v;
+              yt[r] = k0 == 0 && !a.accumulate ? v : yt[r] + v;  // column blocks (and accumulate) add up
             }
           }
         }

@@ -384,8 +384,14 @@ void RunTiles(const detail::Int8Args& a, int64_t tile_begin, int64_t tile_end, u
         } else {
           run(std::integral_constant<size_t, 1>{});
         }
-        for (size_t i = 0; i < n; ++i)
-          std::copy(out + i * kR, out + i * kR + n_valid, a.y + (t + static_cast<int64_t>(i)) * a.rows + row0);
+        for (size_t i = 0; i < n; ++i) {
+          float* yt = a.y + (t + static_cast<int64_t>(i)) * a.rows + row0;
+          if (a.accumulate) {  // the residual stream: y += W·x in the store (no second pass)
+            for (int r = 0; r < n_valid; ++r) yt[r] += out[i * kR + r];
+          } else {
+            std::copy(out + i * kR, out + i * kR + n_valid, yt);
+          }
+        }
         t += static_cast<int64_t>(n);
       }
     }

@@ -110,6 +110,7 @@ struct Int8Item {
   const Weight* w;
   const PanelFormat* f;
   float* y;
+  bool accumulate;
 };
 
 // Distinct activation formats (act_sum_scale) in one section, and the most weights in one section.
@@ -124,7 +125,10 @@ constexpr int64_t kPrivateQuantBlocks = 512;
 // most kMaxSectionItems). The row tiles of all weights are cut into chunks of about equal bytes, which
 // the workers take from a shared counter: an unevenly loaded or late-woken worker takes fewer chunks,
 // and a small matrix (k/v: 16 tiles) still spreads over every worker.
-void run_int8(std::span<const Int8Item> items, const float* x, int64_t n_tok, ThreadPool& pool) {
+// Activation formats found in in.q are read from there (quantized by a fused producer); the others are
+// quantized from in.x here.
+void run_int8(std::span<const Int8Item> items, const Acts& in, int64_t n_tok, ThreadPool& pool) {
+  const float* x = in.x;
   STRATA_ASSERT(!items.empty() && items.size() <= kMaxSectionItems, "run_int8: bad section size");
   const int R = detail::int8_tile_rows();
   const int64_t cols = items[0].w->cols, nb32 = cols / 32, act_blocks = n_tok * nb32;
@@ -136,7 +140,10 @@ void run_int8(std::span<const Int8Item> items, const float* x, int64_t n_tok, Th
   Part parts[kMaxSectionItems];
   float slot_scale[kMaxActSlots];  // the activation formats: sum scale and u8 offset
   bool slot_u8[kMaxActSlots];
-  int n_slots = 0;
+  const QAct* slot_pre[kMaxActSlots];  // the format's rows from in.q, or null: quantized here
+  int slot_qi[kMaxActSlots];           // else its place among the formats quantized here
+  int n_slots = 0, n_quant = 0;
+  int quant_slot[kMaxActSlots];        // the slots quantized here
   size_t total_bytes = 0, max_tile_bytes = 0;
   bool need_scratch = false;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -153,6 +160,7 @@ void run_int8(std::span<const Int8Item> items, const float* x, int64_t n_tok, Th
     a.cols = w.cols;
     a.n_tok = n_tok;
     a.y = items[i].y;
+    a.accumulate = items[i].accumulate;
     a.meta_bytes = panel_meta_bytes(f, R, w.cols);
     a.tile_bytes = panel_tile_bytes(f, R, w.cols);
     const PackedPanel* pp = packed_panel(w);
@@ -168,7 +176,15 @@ void run_int8(std::span<const Int8Item> items, const float* x, int64_t n_tok, Th
     if (p.slot == n_slots) {
       STRATA_ASSERT(n_slots < kMaxActSlots, "run_int8: too many activation formats in one section");
       slot_scale[n_slots] = scale;
-      slot_u8[n_slots++] = u8;
+      slot_u8[n_slots] = u8;
+      slot_pre[n_slots] = nullptr;
+      for (const ActSlot& q : in.q)
+        if (q.fmt == ActFormat{scale, u8}) slot_pre[n_slots] = q.q;
+      if (!slot_pre[n_slots]) {
+        slot_qi[n_slots] = n_quant;
+        quant_slot[n_quant++] = n_slots;
+      }
+      ++n_slots;
     }
   }
   // About 8 chunks per worker, each 32-256 KiB of weights: long enough runs for the prefetchers, small
@@ -183,7 +199,8 @@ void run_int8(std::span<const Int8Item> items, const float* x, int64_t n_tok, Th
     p.chunk_begin = n_chunks;
     n_chunks += (p.n_tiles + p.chunk_tiles - 1) / p.chunk_tiles;
   }
-  const int64_t quant_blocks = n_slots * act_blocks;
+  STRATA_ASSERT(n_quant == 0 || x != nullptr, "matmul: activations in a format nobody quantized, and no float rows");
+  const int64_t quant_blocks = n_quant * act_blocks;
   const bool private_act = n_workers == 1 || quant_blocks <= kPrivateQuantBlocks;
   QAct* shared_act =
       private_act ? nullptr
@@ -192,18 +209,23 @@ void run_int8(std::span<const Int8Item> items, const float* x, int64_t n_tok, Th
   std::atomic<int64_t> next_chunk{0};
   pool.run([&](int worker) {
     QAct* act = shared_act;
-    if (private_act) {
+    if (quant_blocks == 0) {
+      // every format was quantized ahead (a fused producer): nothing to do before the tiles
+    } else if (private_act) {
       act = reinterpret_cast<QAct*>(thread_act_buffer(static_cast<size_t>(quant_blocks) * sizeof(QAct)));
-      for (int s = 0; s < n_slots; ++s)
-        quantize_act_rows(x, n_tok, cols, act + s * act_blocks, slot_scale[s], slot_u8[s]);
+      for (int qi = 0; qi < n_quant; ++qi) {
+        const int s = quant_slot[qi];
+        quantize_act_rows(x, n_tok, cols, act + qi * act_blocks, slot_scale[s], slot_u8[s]);
+      }
     } else {
       // Each activation row is quantized once per format, the 32-column blocks split over the workers (x
       // is one long run of n_tok * cols / 32 blocks), then every worker computes its chunks.
       int64_t b, e;
       split_range(quant_blocks, n_workers, worker, b, e);
       while (b < e) {
-        const int64_t s = b / act_blocks, b0 = b % act_blocks, n = std::min(e - b, act_blocks - b0);
-        quantize_act_rows(x + b0 * 32, 1, n * 32, act + s * act_blocks + b0, slot_scale[s], slot_u8[s]);
+        const int64_t qi = b / act_blocks, b0 = b % act_blocks, n = std::min(e - b, act_blocks - b0);
+        const int s = quant_slot[qi];
+        quantize_act_rows(x + b0 * 32, 1, n * 32, act + qi * act_blocks + b0, slot_scale[s], slot_u8[s]);
         b += n;
       }
       arrived.fetch_add(1, std::memory_order_acq_rel);
@@ -215,7 +237,7 @@ void run_int8(std::span<const Int8Item> items, const float* x, int64_t n_tok, Th
       while (i + 1 < items.size() && parts[i + 1].chunk_begin <= c) ++i;  // chunks are taken in order
       const Part& p = parts[i];
       detail::Int8Args a = p.a;
-      a.act = act + p.slot * act_blocks;
+      a.act = slot_pre[p.slot] ? slot_pre[p.slot] : act + slot_qi[p.slot] * act_blocks;
       const int64_t t0 = (c - p.chunk_begin) * p.chunk_tiles;
       detail::int8_matmul_tiles(a, t0, std::min(p.n_tiles, t0 + p.chunk_tiles), scratch);
     }
@@ -223,8 +245,10 @@ void run_int8(std::span<const Int8Item> items, const float* x, int64_t n_tok, Th
 }
 
 void run_float(const Weight& w, KernelFamily family, size_t row_stride, const float* x, int64_t n_tok, float* y,
-               ThreadPool& pool) {
+               bool accumulate, ThreadPool& pool) {
+  STRATA_ASSERT(x != nullptr, "matmul: a float or dequantized weight without float activations");
   detail::FloatArgs a;
+  a.accumulate = accumulate;
   a.type = w.type;
   a.data = static_cast<const uint8_t*>(w.data);
   a.row_stride = row_stride;
@@ -264,13 +288,14 @@ namespace {
 
 // Checks a matmul's arguments. Returns the int8 panel format when the int8 kernels compute it, else null
 // (the float / dequantize path); sets `trivial` when there is nothing to compute after y is zero-filled.
-const PanelFormat* check_matmul(const Weight& w, const float* x, int64_t n_tok, float* y, bool& trivial) {
+const PanelFormat* check_matmul(const Weight& w, const Acts& x, int64_t n_tok, float* y, bool accumulate,
+                                bool& trivial) {
   STRATA_ASSERT(w.rows >= 0 && w.cols >= 0 && n_tok >= 0, "matmul: negative shape");
   require_supported(w.type, "matmul");
   (void)row_bytes(w.type, w.cols);  // throws when cols is not a multiple of the block size
   trivial = n_tok == 0 || w.rows == 0;
   if (trivial) return nullptr;
-  STRATA_ASSERT(x && y, "matmul: null pointer");
+  STRATA_ASSERT((x.x || !x.q.empty()) && y, "matmul: null pointer");
   if (w.source) return nullptr;  // matmul() handles streamed weights
   if (!w.data) {  // only a repacked copy is kept: it must be for this target
     const PackedPanel* p = packed_panel(w);
@@ -278,7 +303,7 @@ const PanelFormat* check_matmul(const Weight& w, const float* x, int64_t n_tok, 
                   "matmul: a weight whose file bytes were dropped after repacking runs on another SIMD target");
   }
   if (w.cols == 0) {
-    std::fill(y, y + n_tok * w.rows, 0.0f);
+    if (!accumulate) std::fill(y, y + n_tok * w.rows, 0.0f);
     trivial = true;
     return nullptr;
   }
@@ -289,8 +314,12 @@ const PanelFormat* check_matmul(const Weight& w, const float* x, int64_t n_tok, 
 }  // namespace
 
 void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+  matmul(w, Acts{x, {}}, n_tok, y, pool);
+}
+
+void matmul(const Weight& w, const Acts& x, int64_t n_tok, float* y, ThreadPool& pool, bool accumulate) {
   bool trivial;
-  const PanelFormat* f = check_matmul(w, x, n_tok, y, trivial);
+  const PanelFormat* f = check_matmul(w, x, n_tok, y, accumulate, trivial);
   if (trivial) return;
   if (w.source) {  // a streamed weight: its bytes for the length of this call
     struct Release {
@@ -301,19 +330,46 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
     v.source = nullptr;
     v.data = w.source->acquire();
     Release r{w.source};
-    return matmul(v, x, n_tok, y, pool);
+    return matmul(v, x, n_tok, y, pool, accumulate);
   }
   if (f) {
-    const Int8Item item{&w, f, y};
+    const Int8Item item{&w, f, y, accumulate};
     return run_int8(std::span<const Int8Item>(&item, 1), x, n_tok, pool);
   }
   // Float types, and the scalar fallback target (no int8 kernels): it dequantizes.
   const KernelFamily family = matmul_kernel(w.type).family;
   run_float(w, family == KernelFamily::kFloat ? KernelFamily::kFloat : KernelFamily::kDequant,
-            row_bytes(w.type, w.cols), x, n_tok, y, pool);
+            row_bytes(w.type, w.cols), x.x, n_tok, y, accumulate, pool);
 }
 
 void matmul_multi(std::span<const Weight* const> ws, const float* x, int64_t n_tok, std::span<float* const> ys,
+                  ThreadPool& pool) {
+  matmul_multi(ws, Acts{x, {}}, n_tok, ys, pool);
+}
+
+ActNeeds act_needs(std::span<const Weight* const> ws) {
+  ActNeeds n;
+  const bool int8 = detail::int8_tile_rows() != 0;
+  for (const Weight* w : ws) {
+    const PanelFormat* f = panel_format(w->type);
+    if (!int8 || !f || matmul_kernel(w->type).family != KernelFamily::kInt8Panel) {
+      n.f32 = true;
+      continue;
+    }
+    const ActFormat a{static_cast<float>(f->act_sum_scale), detail::int8_act_u8(w->type)};
+    int i = 0;
+    while (i < n.n_fmt && !(n.fmt[i] == a)) ++i;
+    if (i < n.n_fmt) continue;
+    if (n.n_fmt == kMaxActFormats) {  // more formats than slots: the rest quantize from the float rows
+      n.f32 = true;
+      continue;
+    }
+    n.fmt[n.n_fmt++] = a;
+  }
+  return n;
+}
+
+void matmul_multi(std::span<const Weight* const> ws, const Acts& x, int64_t n_tok, std::span<float* const> ys,
                   ThreadPool& pool) {
   STRATA_ASSERT(ws.size() == ys.size(), "matmul_multi: one output per weight");
   Int8Item items[kMaxSectionItems];
@@ -326,14 +382,14 @@ void matmul_multi(std::span<const Weight* const> ws, const float* x, int64_t n_t
     const Weight& w = *ws[i];
     STRATA_ASSERT(w.cols == ws[0]->cols, "matmul_multi: the weights must have the same number of columns");
     bool trivial;
-    const PanelFormat* f = check_matmul(w, x, n_tok, ys[i], trivial);
+    const PanelFormat* f = check_matmul(w, x, n_tok, ys[i], false, trivial);
     if (trivial) continue;
     if (!f) {  // streamed, float or dequantized: on its own, in the given order (the streamer reads ahead)
       matmul(w, x, n_tok, ys[i], pool);
       continue;
     }
     if (n_items == kMaxSectionItems) flush();
-    items[n_items++] = Int8Item{&w, f, ys[i]};
+    items[n_items++] = Int8Item{&w, f, ys[i], false};
   }
   flush();
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/quantize_act.h"
 #include "tensor/dtype.h"
 
 namespace strata::kernels {
@@ -42,6 +43,30 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
 // the activations are quantized once and the row tiles of all the weights are shared out together (one
 // hand-off to the workers instead of one per weight). Every weight must have the same number of columns.
 void matmul_multi(std::span<const Weight* const> ws, const float* x, int64_t n_tok, std::span<float* const> ys,
+                  ThreadPool& pool);
+
+// Activations of a matmul given as float rows and/or rows a fused producer already quantized
+// (fused_ops.h). The int8 kernels take the slot of their activation format when there is one, else they
+// quantize x; float and dequantized weights (and the scalar target) read x, which may be null only when
+// act_needs() says no weight needs it.
+struct Acts {
+  const float* x = nullptr;     // [n_tok][cols] float32, or null
+  std::span<const ActSlot> q;   // quantized rows, one slot per activation format
+};
+
+// What the weights ws need of their activations on the current target: the distinct activation formats of
+// their int8 kernels (at most kMaxActFormats) and whether any of them reads the float rows.
+struct ActNeeds {
+  ActFormat fmt[kMaxActFormats];
+  int n_fmt = 0;
+  bool f32 = false;
+};
+ActNeeds act_needs(std::span<const Weight* const> ws);
+
+// matmul() and matmul_multi() on given activations. With accumulate, y += W·x (the residual stream takes
+// the product in the kernels' store, with no second pass); without, y = W·x.
+void matmul(const Weight& w, const Acts& x, int64_t n_tok, float* y, ThreadPool& pool, bool accumulate = false);
+void matmul_multi(std::span<const Weight* const> ws, const Acts& x, int64_t n_tok, std::span<float* const> ys,
                   ThreadPool& pool);
 
 // Prepares a weight for the fast kernels (may repack; never changes the file).

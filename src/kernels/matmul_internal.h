@@ -21,6 +21,7 @@ struct Int8Args {
   int64_t rows = 0, cols = 0, n_tok = 0;
   const QAct* act = nullptr;        // [n_tok][cols / 32]
   float* y = nullptr;               // [n_tok][rows]
+  bool accumulate = false;          // y += the product (else y =)
 };
 
 // Rows per int8 tile on the current target; 0 when the target has no int8 kernels (the scalar fallback
@@ -41,6 +42,7 @@ struct FloatArgs {
   int64_t rows = 0, cols = 0, n_tok = 0;
   const float* x = nullptr;  // [n_tok][cols]
   float* y = nullptr;        // [n_tok][rows]
+  bool accumulate = false;   // y += the product (else y =)
 };
 
 // Rows per float tile on the current target (work is split across threads in multiples of it).

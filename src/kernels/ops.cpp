@@ -1,5 +1,9 @@
 // Fast versions of the per-row operations. RMSNorm and SwiGLU use Highway with dynamic dispatch (the widest
 // instruction set of this CPU, chosen once at first call); the rest are plain loops the compiler vectorizes.
+// The same target list as the matmul kernels (simd_config.h), so that the fused rmsnorm/SwiGLU + quantize
+// passes (fused_ops.cpp) run the same arithmetic as these on every target.
+#include "kernels/simd_config.h"  // first: the target list
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/ops.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -78,33 +82,43 @@ void rope_inv_freq(int n_rot, double base, double freq_scale, const float* freq_
   }
 }
 
+void rope_cos_sin(int64_t pos, int n_rot, const float* inv_freq, float* cs) {
+  const double p = static_cast<double>(pos);
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double theta = p * inv_freq[i];
+    cs[2 * i] = static_cast<float>(std::cos(theta));
+    cs[2 * i + 1] = static_cast<float>(std::sin(theta));
+  }
+}
+
+void rope_head(const float* x, float* y, int head_dim, int n_rot, const float* cs, RopeMode mode) {
+  const int half = n_rot / 2;
+  if (y != x)
+    for (int i = n_rot; i < head_dim; ++i) y[i] = x[i];
+  if (mode == RopeMode::kNormal) {
+    for (int i = 0; i < half; ++i) {
+      const float x0 = x[2 * i], x1 = x[2 * i + 1], c = cs[2 * i], s = cs[2 * i + 1];
+      y[2 * i] = x0 * c - x1 * s;
+      y[2 * i + 1] = x0 * s + x1 * c;
+    }
+  } else {
+    for (int i = 0; i < half; ++i) {
+      const float x0 = x[i], x1 = x[i + half], c = cs[2 * i], s = cs[2 * i + 1];
+      y[i] = x0 * c - x1 * s;
+      y[i + half] = x0 * s + x1 * c;
+    }
+  }
+}
+
 void rope(float* x, int64_t n_tok, int n_head, int head_dim, int n_rot, int64_t pos0, const float* inv_freq,
           RopeMode mode) {
-  const int half = n_rot / 2;
   thread_local std::vector<float> cs;  // cos, sin of each pair's angle at this position
-  cs.resize(static_cast<size_t>(2 * half));
+  cs.resize(static_cast<size_t>(n_rot));
   for (int64_t t = 0; t < n_tok; ++t) {
-    const double pos = static_cast<double>(pos0 + t);
-    for (int i = 0; i < half; ++i) {
-      const double theta = pos * inv_freq[i];
-      cs[2 * i] = static_cast<float>(std::cos(theta));
-      cs[2 * i + 1] = static_cast<float>(std::sin(theta));
-    }
+    rope_cos_sin(pos0 + t, n_rot, inv_freq, cs.data());
     for (int h = 0; h < n_head; ++h) {
       float* v = x + (t * n_head + h) * head_dim;
-      if (mode == RopeMode::kNormal) {
-        for (int i = 0; i < half; ++i) {
-          const float x0 = v[2 * i], x1 = v[2 * i + 1], c = cs[2 * i], s = cs[2 * i + 1];
-          v[2 * i] = x0 * c - x1 * s;
-          v[2 * i + 1] = x0 * s + x1 * c;
-        }
-      } else {
-        for (int i = 0; i < half; ++i) {
-          const float x0 = v[i], x1 = v[i + half], c = cs[2 * i], s = cs[2 * i + 1];
-          v[i] = x0 * c - x1 * s;
-          v[i + half] = x0 * s + x1 * c;
-        }
-      }
+      rope_head(v, v, head_dim, n_rot, cs.data(), mode);
     }
   }
 }

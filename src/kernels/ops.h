@@ -24,6 +24,12 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t n_rows, int64_t n
 void rope(float* x, int64_t n_tok, int n_head, int head_dim, int n_rot, int64_t pos0, const float* inv_freq,
           RopeMode mode);
 
+// The angles of rope() at one position: cs[2i] = cos(pos * inv_freq[i]), cs[2i+1] = sin(...), i < n_rot/2.
+void rope_cos_sin(int64_t pos, int n_rot, const float* inv_freq, float* cs);
+// One head of head_dim values rotated by the angles cs (rope_cos_sin) into y, the values past n_rot copied;
+// y may alias x. rope() is this for every head of every token (bit-identical).
+void rope_head(const float* x, float* y, int head_dim, int n_rot, const float* cs, RopeMode mode);
+
 // out = silu(gate) * up = gate / (1 + exp(-gate)) * up, n values. out may alias gate or up.
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 

@@ -24,4 +24,22 @@ static_assert(sizeof(QAct) == 48);
 void quantize_act_rows(const float* x, int64_t n_rows, int64_t n, QAct* out, float sum_scale = 1.0f,
                        bool u8_offset = false);
 
+// One activation format of the int8 kernels: the sum scale and the u8 offset (above). Weights of different
+// types may want different formats of the same activations (Q4_0: -8; Q4_K: 1; Q8_0 on VNNI: 0, u8).
+struct ActFormat {
+  float sum_scale = 1.0f;
+  bool u8_offset = false;
+  bool operator==(const ActFormat&) const = default;
+};
+
+// Activations quantized ahead of a matmul in one format (a fused producer wrote them, kernels/fused_ops.h):
+// q holds n_tok rows of cols / 32 blocks.
+struct ActSlot {
+  ActFormat fmt;
+  QAct* q = nullptr;
+};
+
+// The most activation formats one fused producer writes (and one matmul section reads).
+inline constexpr int kMaxActFormats = 4;
+
 }  // namespace strata::kernels

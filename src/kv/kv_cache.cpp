@@ -138,24 +138,48 @@ void KvCache::reserve(int64_t n) {
   n_committed_ = target;
 }
 
-void KvCache::store(int64_t layer, int64_t pos0, int64_t n_tok, const float* k, const float* v) {
+void KvCache::store(int64_t layer, int64_t pos0, int64_t n_tok, const float* k, const float* v,
+                    const RopeParams* rope, int64_t rope_pos0) {
   STRATA_ASSERT(pos0 >= 0 && pos0 + n_tok <= n_committed_, "KV store outside the reserved positions");
   STRATA_ASSERT(pos0 >= lo_step_, "KV store before the encoded positions: truncate first");
+  if (rope)
+    STRATA_ASSERT(rope->n_rot >= 0 && rope->n_rot % 2 == 0 && rope->n_rot <= cfg_.head_dim_k && rope->inv_freq,
+                  "KV store: bad rope parameters");
   const int64_t nh = cfg_.n_head_kv, n_new = pos0 + n_tok;
   const int64_t b_old = lo_step_, b_new = std::max(lo_step_, boundary(n_new));
   uint8_t* base = mem_.data();
   std::vector<float> chunk;
+  // With rope: the angles of each new position (the keys are rotated row by row as they are stored).
+  std::vector<float> cs;
+  if (rope) {
+    cs.resize(static_cast<size_t>(n_tok * rope->n_rot));
+    for (int64_t t = 0; t < n_tok; ++t)
+      kernels::rope_cos_sin(rope_pos0 + t, rope->n_rot, rope->inv_freq, cs.data() + t * rope->n_rot);
+  }
+  std::array<float, kMaxDim> rot;  // one rotated key row
   for (int kind = 0; kind < 2; ++kind) {
     const float* src = kind == 0 ? k : v;
     const int64_t d = head_dim(kind), tpu = tpu_[kind];
+    const bool rotate = kind == 0 && rope != nullptr;
     for (int64_t h = 0; h < nh; ++h) {
       const FormatParams p = params(layer, kind, h);
       uint8_t* main = base + region_offset(layer, kind, h);
       uint16_t* rg = ring_cap_ ? ring(layer, kind, h) : nullptr;
+      // The logical row of new position pos (>= pos0): the input, rotated into `buf` with rope.
+      const auto new_row = [&](int64_t pos, float* buf) -> const float* {
+        const float* r = src + ((pos - pos0) * nh + h) * d;
+        if (!rotate) return r;
+        kernels::rope_head(r, buf, static_cast<int>(d), rope->n_rot, cs.data() + (pos - pos0) * rope->n_rot,
+                           rope->mode);
+        return buf;
+      };
       // The logical row of position pos: from the ring (older than this step) or the input.
       const auto row_of = [&](int64_t pos, float* out) {
-        if (pos < pos0) from_f16(rg + (pos % ring_cap_) * d, out, d);
-        else std::memcpy(out, src + ((pos - pos0) * nh + h) * d, static_cast<size_t>(d) * sizeof(float));
+        if (pos < pos0) {
+          from_f16(rg + (pos % ring_cap_) * d, out, d);
+        } else if (const float* r = new_row(pos, out); r != out) {
+          std::memcpy(out, r, static_cast<size_t>(d) * sizeof(float));
+        }
       };
       // 1. Positions leaving (or skipping) the tail: encode them.
       if (tpu == 1) {
@@ -163,7 +187,7 @@ void KvCache::store(int64_t layer, int64_t pos0, int64_t n_tok, const float* k, 
         for (int64_t pos = b_old; pos < b_new; ++pos) {
           const float* r = row.data();
           if (pos < pos0) row_of(pos, row.data());
-          else r = src + ((pos - pos0) * nh + h) * d;
+          else r = new_row(pos, row.data());
           encode_unit(fmt_[kind], p, r, main + static_cast<size_t>(pos) * unit_[kind]);
         }
       } else {
@@ -175,7 +199,7 @@ void KvCache::store(int64_t layer, int64_t pos0, int64_t n_tok, const float* k, 
       }
       // 2. The new positions that stay in the tail: f16 into the ring.
       for (int64_t pos = std::max(b_new, pos0); pos < n_new; ++pos)
-        to_f16(src + ((pos - pos0) * nh + h) * d, rg + (pos % ring_cap_) * d, d);
+        to_f16(new_row(pos, rot.data()), rg + (pos % ring_cap_) * d, d);
     }
   }
   if (b_new > b_old) clean_ = std::min(clean_, b_old);  // units written from b_old on (kv_share.cpp)

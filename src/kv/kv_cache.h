@@ -87,7 +87,11 @@ class KvCache {
   // Stores the keys and values of n_tok tokens at positions pos0 .. pos0+n_tok-1 for one layer, converting
   // from float32. k: [n_tok][n_head_kv * head_dim_k], v: [n_tok][n_head_kv * head_dim_v].
   // The positions must be reserved and follow the used ones (pos0 == n_used()).
-  void store(int64_t layer, int64_t pos0, int64_t n_tok, const float* k, const float* v);
+  // With rope: the keys are rotated (kernels::rope at positions rope_pos0, rope_pos0 + 1, ...) on their way
+  // into the cache, in the logical domain before any channel transform of the format; k itself is not
+  // changed. The same stored bytes as rope() on k followed by store() (tested).
+  void store(int64_t layer, int64_t pos0, int64_t n_tok, const float* k, const float* v,
+             const RopeParams* rope = nullptr, int64_t rope_pos0 = 0);
   // Records that positions [0, n) are filled (after every layer stored them).
   void set_used(int64_t n);
   // Forgets positions >= n (keeps the first n). Rows already encoded stay encoded (a window does not get

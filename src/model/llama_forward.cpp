@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "kernels/attention.h"
+#include "kernels/fused_ops.h"
 #include "kernels/ops.h"
 
 namespace strata::model {
@@ -40,7 +42,54 @@ LlamaForward::LlamaForward(const Model& model, ThreadPool& pool, int64_t n_batch
   proj_.resize(sz(hp.n_embd));
   gate_.resize(sz(hp.n_ff));
   up_.resize(sz(hp.n_ff));
+  qact_.resize(static_cast<size_t>(kernels::kMaxActFormats) * sz(std::max(hp.n_embd, hp.n_ff) / 32));
   toks_.resize(static_cast<size_t>(n_batch_));
+  if (const char* e = std::getenv("STRATA_NO_FUSE"); e && *e && *e != '0') fused_ = false;
+  if (SparseFfn::needed(m_)) sparse_ffn_ = std::make_unique<SparseFfn>(m_, pool_, n_batch_);
+}
+
+template <class Fn>
+void LlamaForward::for_rows(int64_t n, Fn&& fn) {
+  if (n < 8 || pool_.size() == 1) return fn(int64_t{0}, n);  // a decode step: not worth a hand-off
+  pool_.run([&](int worker) {
+    int64_t b, e;
+    split_range(n, pool_.size(), worker, b, e);
+    if (b < e) fn(b, e);
+  });
+}
+
+int LlamaForward::act_slots(std::span<const kernels::Weight* const> ws, int64_t n, int64_t cols,
+                            kernels::ActSlot* slots, bool& f32) {
+  f32 = true;
+  if (!fused_ || cols % 32 != 0) return 0;
+  const kernels::ActNeeds need = kernels::act_needs(ws);
+  f32 = need.f32;
+  const size_t per = static_cast<size_t>(n * cols / 32);
+  for (int i = 0; i < need.n_fmt; ++i) slots[i] = kernels::ActSlot{need.fmt[i], qact_.data() + i * per};
+  return need.n_fmt;
+}
+
+void LlamaForward::norm_matmul(const float* x, const std::vector<float>& norm_w,
+                               std::span<const kernels::Weight* const> ws, int64_t n, std::span<float* const> ys) {
+  const HParams& hp = m_.hparams();
+  const int64_t c = hp.n_embd;
+  kernels::ActSlot slots[kernels::kMaxActFormats];
+  bool f32;
+  const int ns = act_slots(ws, n, c, slots, f32);
+  if (ns == 0) {
+    kernels::rmsnorm(x, norm_w.data(), xb_.data(), n, c, hp.rms_eps);
+    return kernels::matmul_multi(ws, xb_.data(), n, ys, pool_);
+  }
+  // One pass: the normed rows quantized for every format the weights want (float rows only if needed).
+  float* y = f32 ? xb_.data() : nullptr;
+  for_rows(n, [&](int64_t r0, int64_t r1) {
+    kernels::ActSlot part[kernels::kMaxActFormats];
+    for (int i = 0; i < ns; ++i) part[i] = kernels::ActSlot{slots[i].fmt, slots[i].q + r0 * (c / 32)};
+    kernels::rmsnorm_quant(x + r0 * c, norm_w.data(), y ? y + r0 * c : nullptr, r1 - r0, c, hp.rms_eps,
+                           std::span<const kernels::ActSlot>(part, static_cast<size_t>(ns)));
+  });
+  kernels::matmul_multi(ws, kernels::Acts{y, std::span<const kernels::ActSlot>(slots, static_cast<size_t>(ns))}, n,
+                        ys, pool_);
 }
 
 void LlamaForward::eval(std::span<const int32_t> tokens, float* logits, bool all_logits) {
@@ -71,8 +120,9 @@ void LlamaForward::eval_batch(const int32_t* tokens, int64_t n, float* logits, b
   const Weights& w = m_.weights();
   const int64_t first = all_logits ? 0 : n - 1;
   const int64_t rows = n - first;
-  kernels::rmsnorm(x_.data() + first * hp.n_embd, w.output_norm.data(), xb_.data(), rows, hp.n_embd, hp.rms_eps);
-  kernels::matmul(w.output.kw, xb_.data(), rows, logits, pool_);
+  const kernels::Weight* head[] = {&w.output.kw};
+  float* const head_out[] = {logits};
+  norm_matmul(x_.data() + first * hp.n_embd, w.output_norm, head, rows, head_out);
 }
 
 void LlamaForward::eval_multi(std::span<const SeqStep> seqs) {
@@ -141,11 +191,11 @@ void LlamaForward::run_rows(std::span<const SeqStep> seqs, const int32_t* tokens
   for (int64_t l = 0; l < hp.n_layer; ++l) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
     // Attention block: q, k, v projections of the normed stream (all sequences' rows together).
-    kernels::rmsnorm(x_.data(), lw.attn_norm.data(), xb_.data(), n, hp.n_embd, hp.rms_eps);
-    // One parallel section for the three (the activations are quantized once, one hand-off to the workers).
+    // One parallel section for the three (the activations are quantized once, one hand-off to the workers),
+    // on the normed rows quantized in the norm's pass (fused).
     const kernels::Weight* qkv[] = {&lw.wq.kw, &lw.wk.kw, &lw.wv.kw};
     float* const qkv_out[] = {q_.data(), k_.data(), v_.data()};
-    kernels::matmul_multi(qkv, xb_.data(), n, qkv_out, pool_);
+    norm_matmul(x_.data(), lw.attn_norm, qkv, n, qkv_out);
     if (!lw.bq.empty()) kernels::add_bias(q_.data(), lw.bq.data(), n, hp.q_dim());
     if (!lw.bk.empty()) kernels::add_bias(k_.data(), lw.bk.data(), n, hp.k_dim());
     if (!lw.bv.empty()) kernels::add_bias(v_.data(), lw.bv.data(), n, hp.v_dim());
@@ -161,9 +211,14 @@ void LlamaForward::run_rows(std::span<const SeqStep> seqs, const int32_t* tokens
       const int64_t rope_pos0 = pos0 + kv.pos_offset();
       kernels::rope(q, ns, static_cast<int>(hp.n_head), static_cast<int>(hp.head_dim), static_cast<int>(hp.n_rot),
                     rope_pos0, inv_freq_.data(), hp.rope_mode);
-      kernels::rope(k, ns, static_cast<int>(hp.n_head_kv), static_cast<int>(hp.head_dim),
-                    static_cast<int>(hp.n_rot), rope_pos0, inv_freq_.data(), hp.rope_mode);
-      kv.store(l, pos0, ns, k, v_.data() + r0 * hp.v_dim());
+      if (fused_) {  // the keys rotated on their way into the cache (k_ is not written back)
+        const kv::RopeParams rp{static_cast<int32_t>(hp.n_rot), inv_freq_.data(), hp.rope_mode};
+        kv.store(l, pos0, ns, k, v_.data() + r0 * hp.v_dim(), &rp, rope_pos0);
+      } else {
+        kernels::rope(k, ns, static_cast<int>(hp.n_head_kv), static_cast<int>(hp.head_dim),
+                      static_cast<int>(hp.n_rot), rope_pos0, inv_freq_.data(), hp.rope_mode);
+        kv.store(l, pos0, ns, k, v_.data() + r0 * hp.v_dim());
+      }
       // KV formats with a channel transform T (kv_cache.h): attention runs in the stored domain, so the
       // query is rotated first (T q) and the output back after (T^-1 out); no-ops for other formats.
       kv.query_to_stored(l, q, ns, hp.n_head);
@@ -172,11 +227,17 @@ void LlamaForward::run_rows(std::span<const SeqStep> seqs, const int32_t* tokens
       kv.output_from_stored(l, att_.data() + r0 * hp.o_dim(), ns, hp.n_head);
       r0 += ns;
     }
-    kernels::matmul(lw.wo.kw, att_.data(), n, proj_.data(), pool_);
-    if (!lw.bo.empty()) kernels::add_bias(proj_.data(), lw.bo.data(), n, hp.n_embd);
-    kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
+    if (fused_ && lw.bo.empty()) {  // x += wo · att in the matmul's store
+      // (with an output bias the separate passes keep x + (wo · att + bo), the order of the reference)
+      kernels::matmul(lw.wo.kw, kernels::Acts{att_.data(), {}}, n, x_.data(), pool_, /*accumulate=*/true);
+    } else {
+      kernels::matmul(lw.wo.kw, att_.data(), n, proj_.data(), pool_);
+      if (!lw.bo.empty()) kernels::add_bias(proj_.data(), lw.bo.data(), n, hp.n_embd);
+      kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
+    }
 
-    ffn_block(lw, l, n);
+    if (sparse_ffn_) sparse_ffn_->run(lw, l, x_.data(), n);
+    else ffn_block(lw, l, n);
   }
   for (size_t i = 0; i < seqs.size(); ++i) seqs[i].kv->set_used(pos0_[i] + static_cast<int64_t>(seqs[i].tokens.size()));
 }
@@ -185,13 +246,32 @@ void LlamaForward::run_rows(std::span<const SeqStep> seqs, const int32_t* tokens
 void LlamaForward::ffn_block(const LayerWeights& lw, int64_t l, int64_t n) {
   (void)l;
   const HParams& hp = m_.hparams();
-  kernels::rmsnorm(x_.data(), lw.ffn_norm.data(), xb_.data(), n, hp.n_embd, hp.rms_eps);
   const kernels::Weight* gate_up[] = {&lw.w_gate.kw, &lw.w_up.kw};
   float* const gate_up_out[] = {gate_.data(), up_.data()};
-  kernels::matmul_multi(gate_up, xb_.data(), n, gate_up_out, pool_);
-  kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
-  kernels::matmul(lw.w_down.kw, gate_.data(), n, proj_.data(), pool_);
-  kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
+  norm_matmul(x_.data(), lw.ffn_norm, gate_up, n, gate_up_out);
+  const kernels::Weight* down[] = {&lw.w_down.kw};
+  kernels::ActSlot slots[kernels::kMaxActFormats];
+  bool f32;
+  const int ns = act_slots(down, n, hp.n_ff, slots, f32);
+  if (ns == 0) {
+    kernels::swiglu(gate_.data(), up_.data(), gate_.data(), n * hp.n_ff);
+  } else {  // silu(gate) * up quantized for the down projection in the same pass
+    const int64_t c = hp.n_ff;
+    for_rows(n, [&](int64_t r0, int64_t r1) {
+      kernels::ActSlot part[kernels::kMaxActFormats];
+      for (int i = 0; i < ns; ++i) part[i] = kernels::ActSlot{slots[i].fmt, slots[i].q + r0 * (c / 32)};
+      kernels::swiglu_quant(gate_.data() + r0 * c, up_.data() + r0 * c, f32 ? gate_.data() + r0 * c : nullptr,
+                            r1 - r0, c, std::span<const kernels::ActSlot>(part, static_cast<size_t>(ns)));
+    });
+  }
+  const kernels::Acts down_in{ns == 0 || f32 ? gate_.data() : nullptr,
+                              std::span<const kernels::ActSlot>(slots, static_cast<size_t>(ns))};
+  if (fused_) {  // x += down · silu(gate) * up in the matmul's store
+    kernels::matmul(lw.w_down.kw, down_in, n, x_.data(), pool_, /*accumulate=*/true);
+  } else {
+    kernels::matmul(lw.w_down.kw, gate_.data(), n, proj_.data(), pool_);
+    kernels::add(x_.data(), proj_.data(), x_.data(), n * hp.n_embd);
+  }
 }
 
 }  // namespace strata::model

@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/matmul.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "model/sparse_ffn.h"
 
 namespace strata::model {
 
@@ -41,12 +43,29 @@ class LlamaForward {
 
   int64_t n_batch() const { return n_batch_; }
 
+  // The fused passes (on by default; the environment variable STRATA_NO_FUSE=1 turns them off, for A/B
+  // measurements): rmsnorm + quantize and SwiGLU + quantize in one pass each, the wo and down products
+  // added to the residual stream in the matmul's store, the keys rotated on their way into the cache.
+  // Off: the separate passes. Both compute the same function (tested).
+  void set_fused(bool on) { fused_ = on; }
+  bool fused() const { return fused_; }
+
  private:
   void eval_batch(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
   // The forward pass over the rows of several sequences (tokens: all of them, sequence after sequence).
   void run_rows(std::span<const SeqStep> seqs, const int32_t* tokens, int64_t n);
   void ffn_block(const LayerWeights& lw, int64_t l, int64_t n);
   void check_cache(const kv::KvCache& kv) const;
+  // Fused path helpers: slots in qact_ for the activation formats of ws over n rows of `cols` values
+  // (returns how many; f32: some weight also needs the float rows). 0 when unfused or cols % 32 != 0.
+  int act_slots(std::span<const kernels::Weight* const> ws, int64_t n, int64_t cols, kernels::ActSlot* slots,
+                bool& f32);
+  // rmsnorm(x) with weight norm_w, times each of ws into ys (n rows): fused when possible.
+  void norm_matmul(const float* x, const std::vector<float>& norm_w, std::span<const kernels::Weight* const> ws,
+                   int64_t n, std::span<float* const> ys);
+  // Runs fn(row_begin, row_end) over [0, n), split over the pool's workers when n is large enough.
+  template <class Fn>
+  void for_rows(int64_t n, Fn&& fn);
 
   const Model& m_;
   kv::KvCache* kv_;  // eval()'s cache; null for a forward made for eval_multi() only
@@ -63,9 +82,12 @@ class LlamaForward {
   std::vector<float> proj_;   // (n_batch, n_embd)
   std::vector<float> gate_;   // (n_batch, n_ff)
   std::vector<float> up_;     // (n_batch, n_ff)
+  std::vector<kernels::QAct> qact_;  // (kMaxActFormats, n_batch, max(n_embd, n_ff) / 32) fused quantized rows
+  bool fused_ = true;
   std::vector<int32_t> toks_;  // (n_batch) eval_multi's tokens, gathered
   std::vector<int64_t> pos0_;  // (sequences) first position of each sequence in the current step
   std::vector<float> out_;     // (sequences with logits, n_vocab) eval_multi's logits before scattering
+  std::unique_ptr<SparseFfn> sparse_ffn_;  // ReLU, bundled or thresholded FFNs (SparseFfn::needed), else null
 };
 
 }  // namespace strata::model
