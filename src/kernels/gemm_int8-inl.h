@@ -62,6 +62,7 @@ HWY_INLINE VU8 MoveBits(VU8 h) {
 struct KindNib4 {
   static constexpr int kGroup = 32, kPairs = 4, kFlushChunks = 8;  // 8 * 2*15*127 < 2^15
   static constexpr bool kSigned = false, kActU8 = false;
+  static constexpr bool kNib4 = true;  // GroupDot's VNNI GEMV path reads the high nibbles in place
   static constexpr size_t kGroupBytes = 16 * kR;
   template <int p>
   static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
@@ -73,6 +74,7 @@ struct KindNib4 {
 struct KindNib5 {
   static constexpr int kGroup = 32, kPairs = 4, kFlushChunks = 4;  // 4 * 2*31*127 < 2^15
   static constexpr bool kSigned = false, kActU8 = false;
+  static constexpr bool kNib4 = false;
   static constexpr size_t kGroupBytes = 20 * kR;
   template <int p>
   static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
@@ -87,6 +89,7 @@ struct KindNib5 {
 struct KindNib6 {
   static constexpr int kGroup = 16, kPairs = 2, kFlushChunks = 2;  // 2 * 2*63*127 < 2^15
   static constexpr bool kSigned = false, kActU8 = false;
+  static constexpr bool kNib4 = false;
   static constexpr size_t kGroupBytes = 12 * kR;
   template <int p>
   static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
@@ -105,6 +108,7 @@ struct KindNib6 {
 struct KindQ8 {
   static constexpr int kGroup = 32, kPairs = 4, kFlushChunks = 1;  // |w| <= 128: 2*128*127 < 2^15
   static constexpr bool kSigned = true, kActU8 = STRATA_VNNI;
+  static constexpr bool kNib4 = false;
   static constexpr size_t kGroupBytes = 32 * kR;
   template <int p>
   static HWY_INLINE void Pair(const uint8_t* gv, VU8& lo, VU8& hi) {
@@ -117,6 +121,28 @@ struct KindQ8 {
 template <class Kind, size_t T>
 HWY_INLINE void GroupDot(const uint8_t* gv, const int8_t* const* xq, VI32* isum) {
 #if STRATA_VNNI
+  if constexpr (Kind::kNib4 && T <= 2) {
+    // 4-bit quants, GEMV: the high nibbles stay in place (16 q, masked, not shifted) and get a chain of
+    // their own, shifted down once per group: 2 ops per vector instead of 3. vpdpbusd does not saturate
+    // (4 * 240 * 128 per lane and vector), and the high sum is a multiple of 16, so the shift is exact.
+    // Two chains per token of 4 vpdpbusd each: they restart every group, so out-of-order execution overlaps
+    // them across groups.
+    const DU8 du8;
+    const VU8 m = hn::Set(du8, 0x0F);
+    VI32 lo[T], hi[T];
+    for (size_t t = 0; t < T; ++t) lo[t] = hi[t] = hn::Zero(DI32());
+    Unroll<Kind::kPairs>([&](auto pc) HWY_ATTR {
+      constexpr int p = decltype(pc)::value;
+      const VU8 v = hn::Load(du8, gv + p * 4 * kR);
+      const VU8 l = hn::And(v, m), h = hn::AndNot(m, v);
+      for (size_t t = 0; t < T; ++t) {
+        lo[t] = DotQuads(lo[t], l, BroadcastQuad(xq[t] + 8 * p));
+        hi[t] = DotQuads(hi[t], h, BroadcastQuad(xq[t] + 8 * p + 4));
+      }
+    });
+    for (size_t t = 0; t < T; ++t) isum[t] = hn::Add(lo[t], hn::ShiftRight<4>(hi[t]));
+    return;
+  }
   // vpdpbusd has a latency of 5 cycles: with few tokens, split each sum into independent chains.
   constexpr size_t kChains = T == 1 ? 4 : T == 2 ? 2 : 1;
   VI32 part[T][kChains];
@@ -208,14 +234,14 @@ HWY_INLINE float GroupSum(const QAct* a, int half) {
 // by kOffset.
 template <int kOffset>
 struct ScaleD {
-  static constexpr int kSumScale = kOffset;
+  static constexpr int kSumScale = kOffset, kMetaBytes = 2;
   struct SB {
     VF d;
   };
   static HWY_INLINE SB Load(const uint8_t* meta) { return {LoadHalves(meta)}; }
   template <int kGroup, size_t T>
   static HWY_INLINE void Finish(const SB& sb, const uint8_t*, int, const VI32* isum, const QAct* const* ab,
-                                int half, VF* acc) {
+                                int half, VF* acc, VF*) {
     const DF df;
     for (size_t t = 0; t < T; ++t) {
       const VF f = hn::ConvertTo(df, isum[t]);
@@ -228,42 +254,65 @@ struct ScaleD {
       acc[t] = hn::MulAdd(sb.d, v, acc[t]);
     }
   }
+  template <size_t T>
+  static HWY_INLINE void End(const SB&, const VF*, VF*) {}
 };
 
 // Q4_1: w = d * q + m. Meta per row: fp16 d, fp16 m.
 struct ScaleDM {
-  static constexpr int kSumScale = 1;
+  static constexpr int kSumScale = 1, kMetaBytes = 4;
   struct SB {
     VF d, m;
   };
   static HWY_INLINE SB Load(const uint8_t* meta) { return {LoadHalves(meta), LoadHalves(meta + 2 * kR)}; }
   template <int kGroup, size_t T>
   static HWY_INLINE void Finish(const SB& sb, const uint8_t*, int, const VI32* isum, const QAct* const* ab,
-                                int half, VF* acc) {
+                                int half, VF* acc, VF*) {
     const DF df;
     for (size_t t = 0; t < T; ++t) {
       acc[t] = hn::MulAdd(sb.d, hn::Mul(hn::ConvertTo(df, isum[t]), hn::Set(df, ab[t]->d)), acc[t]);
       acc[t] = hn::MulAdd(sb.m, hn::Set(df, GroupSum<kGroup>(ab[t], half)), acc[t]);
     }
   }
+  template <size_t T>
+  static HWY_INLINE void End(const SB&, const VF*, VF*) {}
 };
 
 // Q4_K, Q5_K: w = d * sc[g] * q - dmin * m[g]. Meta per row: fp16 d, dmin; u8 sc[8]; u8 m[8].
+// GEMV (T <= 2): the superblock's sums sum_g sc[g] * isum_g * dx_g and sum_g m[g] * sx_g go to
+// sub[2t], sub[2t + 1], multiplied by d and dmin once per superblock (End): 2 multiplies per group fewer.
 struct ScaleKMin {
-  static constexpr int kSumScale = 1;
+  static constexpr int kSumScale = 1, kMetaBytes = 20;
   struct SB {
     VF d, dmin;
   };
   static HWY_INLINE SB Load(const uint8_t* meta) { return {LoadHalves(meta), LoadHalves(meta + 2 * kR)}; }
   template <int kGroup, size_t T>
   static HWY_INLINE void Finish(const SB& sb, const uint8_t* meta, int g, const VI32* isum, const QAct* const* ab,
-                                int half, VF* acc) {
+                                int half, VF* acc, VF* sub) {
     const DF df;
-    const VF scale = hn::Mul(sb.d, LoadU8AsFloat(meta + 4 * kR + g * kR));
-    const VF mn = hn::Mul(sb.dmin, LoadU8AsFloat(meta + 12 * kR + g * kR));
-    for (size_t t = 0; t < T; ++t) {
-      acc[t] = hn::MulAdd(scale, hn::Mul(hn::ConvertTo(df, isum[t]), hn::Set(df, ab[t]->d)), acc[t]);
-      acc[t] = hn::NegMulAdd(mn, hn::Set(df, GroupSum<kGroup>(ab[t], half)), acc[t]);
+    if constexpr (T <= 2) {
+      const VF sc = LoadU8AsFloat(meta + 4 * kR + g * kR), mn = LoadU8AsFloat(meta + 12 * kR + g * kR);
+      for (size_t t = 0; t < T; ++t) {
+        sub[2 * t] = hn::MulAdd(sc, hn::Mul(hn::ConvertTo(df, isum[t]), hn::Set(df, ab[t]->d)), sub[2 * t]);
+        sub[2 * t + 1] = hn::MulAdd(mn, hn::Set(df, GroupSum<kGroup>(ab[t], half)), sub[2 * t + 1]);
+      }
+    } else {
+      const VF scale = hn::Mul(sb.d, LoadU8AsFloat(meta + 4 * kR + g * kR));
+      const VF mn = hn::Mul(sb.dmin, LoadU8AsFloat(meta + 12 * kR + g * kR));
+      for (size_t t = 0; t < T; ++t) {
+        acc[t] = hn::MulAdd(scale, hn::Mul(hn::ConvertTo(df, isum[t]), hn::Set(df, ab[t]->d)), acc[t]);
+        acc[t] = hn::NegMulAdd(mn, hn::Set(df, GroupSum<kGroup>(ab[t], half)), acc[t]);
+      }
+    }
+  }
+  template <size_t T>
+  static HWY_INLINE void End(const SB& sb, const VF* sub, VF* acc) {
+    if constexpr (T <= 2) {
+      for (size_t t = 0; t < T; ++t) {
+        acc[t] = hn::MulAdd(sb.d, sub[2 * t], acc[t]);
+        acc[t] = hn::NegMulAdd(sb.dmin, sub[2 * t + 1], acc[t]);
+      }
     }
   }
 };
@@ -271,20 +320,32 @@ struct ScaleKMin {
 // Q6_K: w = d * sc[g] * (q - 32), 16-column groups. Meta per row: fp16 d; i8 sc[16]. The activation
 // sums come multiplied by -32.
 struct ScaleK6 {
-  static constexpr int kSumScale = -32;
+  static constexpr int kSumScale = -32, kMetaBytes = 18;
   struct SB {
     VF d;
   };
   static HWY_INLINE SB Load(const uint8_t* meta) { return {LoadHalves(meta)}; }
   template <int kGroup, size_t T>
   static HWY_INLINE void Finish(const SB& sb, const uint8_t* meta, int g, const VI32* isum, const QAct* const* ab,
-                                int half, VF* acc) {
+                                int half, VF* acc, VF* sub) {
     const DF df;
-    const VF scale = hn::Mul(sb.d, LoadI8AsFloat(meta + 2 * kR + g * kR));
+    // GEMV (T <= 2): sum_g sc[g] * v_g in sub[2t], times d once per superblock (End).
+    const VF sc = LoadI8AsFloat(meta + 2 * kR + g * kR);
+    const VF scale = T <= 2 ? sc : hn::Mul(sb.d, sc);
     for (size_t t = 0; t < T; ++t) {
       const VF v = hn::MulAdd(hn::ConvertTo(df, isum[t]), hn::Set(df, ab[t]->d),
                               hn::Set(df, GroupSum<kGroup>(ab[t], half)));
-      acc[t] = hn::MulAdd(scale, v, acc[t]);
+      if constexpr (T <= 2) {
+        sub[2 * t] = hn::MulAdd(scale, v, sub[2 * t]);
+      } else {
+        acc[t] = hn::MulAdd(scale, v, acc[t]);
+      }
+    }
+  }
+  template <size_t T>
+  static HWY_INLINE void End(const SB& sb, const VF* sub, VF* acc) {
+    if constexpr (T <= 2) {
+      for (size_t t = 0; t < T; ++t) acc[t] = hn::MulAdd(sb.d, sub[2 * t], acc[t]);
     }
   }
 };
@@ -303,47 +364,73 @@ constexpr size_t kPrefetchBytes = STRATA_GEMV_PREFETCH;
 #define STRATA_GEMV_PREFETCH_LOCALITY 2  // __builtin_prefetch locality: 2 = prefetcht1 (L2) on x86
 #endif
 HWY_INLINE void PrefetchStream(const void* p) { __builtin_prefetch(p, 0, STRATA_GEMV_PREFETCH_LOCALITY); }
+// One value prefetch per this many bytes (64: every line; 128 leaves the second line of each 128-byte
+// pair to the L2's adjacent-line prefetcher: half the prefetch instructions and fill buffers). For A/B
+// runs: -DCMAKE_CXX_FLAGS=-DSTRATA_GEMV_PREFETCH_STRIDE=128.
+#ifndef STRATA_GEMV_PREFETCH_STRIDE
+#define STRATA_GEMV_PREFETCH_STRIDE 64
+#endif
+constexpr size_t kPrefetchStride = STRATA_GEMV_PREFETCH_STRIDE;
 
 // out[t * kR + r] = dot(row r of the tile, activations of token t), t < T.
 template <class Kind, class Scale, int kSB, size_t T>
 HWY_NOINLINE void TileKernel(const uint8_t* HWY_RESTRICT meta, const uint8_t* HWY_RESTRICT vals, int64_t n_sb,
-                             size_t meta_stride, const QAct* const* act, float* HWY_RESTRICT out) {
+                             size_t /*meta_stride: Scale::kMetaBytes * kR*/, const QAct* const* act,
+                             float* HWY_RESTRICT out) {
   constexpr int kGroups = kSB / Kind::kGroup;
+  constexpr size_t kMetaStride = Scale::kMetaBytes * kR, kValStride = kGroups * Kind::kGroupBytes;
+  constexpr bool kPrefetch = T <= 2 && kPrefetchBytes > 0;
+  // GEMV: superblocks in steps of kU, so that a step's meta covers at least one 64-byte line (one meta
+  // prefetch per line, not per superblock: Q4_0's meta is 32 bytes per superblock on AVX-512) and the
+  // loop overhead of the 32-column types is shared; the last n_sb % kU superblocks run one at a time.
+  constexpr int64_t kU = kPrefetch && kMetaStride < 64 ? static_cast<int64_t>(64 / kMetaStride) : 1;
   const DF df;
   VF acc[T];
   for (size_t t = 0; t < T; ++t) acc[t] = hn::Zero(df);
-  for (int64_t s = 0; s < n_sb; ++s) {
-    const uint8_t* ms = meta + s * meta_stride;
+  auto superblock = [&](int64_t s) HWY_ATTR {
+    const uint8_t* ms = meta + s * kMetaStride;
     const auto sb = Scale::Load(ms);
-    const uint8_t* vs = vals + s * kGroups * Kind::kGroupBytes;
-    if constexpr (T <= 2 && kPrefetchBytes > 0) {  // the meta of the superblock the values prefetch reaches
-      constexpr size_t kAhead = std::max<size_t>(1, kPrefetchBytes / (kGroups * Kind::kGroupBytes));
-      for (size_t i = 0; i < meta_stride; i += 64) PrefetchStream(ms + kAhead * meta_stride + i);
-    }
+    const uint8_t* vs = vals + s * kValStride;
+    VF sub[2 * T];  // per-superblock partial sums (Scale::End), T <= 2
+    for (size_t i = 0; i < 2 * T; ++i) sub[i] = hn::Zero(df);
     for (int g = 0; g < kGroups; ++g) {
-      if constexpr (T <= 2 && kPrefetchBytes > 0) {
-        for (size_t i = 0; i < Kind::kGroupBytes; i += 64) PrefetchStream(vs + g * Kind::kGroupBytes + i + kPrefetchBytes);
+      if constexpr (kPrefetch) {
+        for (size_t i = 0; i < Kind::kGroupBytes; i += kPrefetchStride)
+          PrefetchStream(vs + g * Kind::kGroupBytes + i + kPrefetchBytes);
       }
-      const int64_t col = s * kSB + g * Kind::kGroup;
-      const int half = static_cast<int>(col % 32) / 16;
+      // Column s * kSB + g * kGroup: activation block and offset in it, without 64-bit divisions.
+      const int64_t blk = s * (kSB / 32) + (g * Kind::kGroup) / 32;
+      const int off = (g * Kind::kGroup) % 32, half = off / 16;
       const QAct* ab[T];
       const int8_t* xq[T];
       for (size_t t = 0; t < T; ++t) {
-        ab[t] = act[t] + col / 32;
-        xq[t] = ab[t]->q + col % 32;
+        ab[t] = act[t] + blk;
+        xq[t] = ab[t]->q + off;
       }
       VI32 isum[T];
       GroupDot<Kind, T>(vs + g * Kind::kGroupBytes, xq, isum);
-      Scale::template Finish<Kind::kGroup, T>(sb, ms, g, isum, ab, half, acc);
+      Scale::template Finish<Kind::kGroup, T>(sb, ms, g, isum, ab, half, acc, sub);
     }
+    Scale::template End<T>(sb, sub, acc);
+  };
+  // The meta of the superblock the values prefetch reaches.
+  constexpr size_t kAheadMeta = std::max<size_t>(1, kPrefetchBytes / kValStride) * kMetaStride;
+  int64_t s = 0;
+  for (; s + kU <= n_sb; s += kU) {
+    if constexpr (kPrefetch) {
+      for (size_t i = 0; i < kU * kMetaStride; i += 64) PrefetchStream(meta + s * kMetaStride + kAheadMeta + i);
+    }
+    Unroll<static_cast<int>(kU)>([&](auto u) HWY_ATTR { superblock(s + decltype(u)::value); });
   }
+  for (; s < n_sb; ++s) superblock(s);
   for (size_t t = 0; t < T; ++t) hn::Store(acc[t], df, out + t * kR);
 }
 
 template <class Kind, class Scale, int kSB>
 void RunTiles(const detail::Int8Args& a, int64_t tile_begin, int64_t tile_end, uint8_t* scratch) {
   STRATA_ASSERT(a.fmt->act_sum_scale == Scale::kSumScale && a.fmt->sb == kSB && a.R == static_cast<int>(kR) &&
-                    a.fmt->val_bytes * kR == kSB / Kind::kGroup * Kind::kGroupBytes,
+                    a.fmt->val_bytes * kR == kSB / Kind::kGroup * Kind::kGroupBytes &&
+                    a.fmt->meta_bytes == Scale::kMetaBytes,
                 "int8 kernel: the registry row does not match the kernel");
   const int64_t nb32 = a.cols / 32, n_sb = a.cols / kSB;
   const size_t meta_stride = static_cast<size_t>(a.fmt->meta_bytes) * kR;

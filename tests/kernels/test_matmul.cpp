@@ -1,7 +1,7 @@
 // kernels::matmul against kernels::ref::matmul (the specification) for every supported weight type, on
 // every SIMD target compiled into the kernels that this CPU supports, with 1, 2 and 3 threads, with and
 // without repacking, at shapes below, at and above the tiles: rows 1/3/17/67 (tiles are 4, 8 or 16 rows),
-// 1/2/3/7 blocks of columns, 1/2/5/17 tokens (token tiles are 4 or 8).
+// 1/2/3/7/19 blocks of columns, 1/2/5/17 tokens (token tiles are 4 or 8).
 //
 // Tolerances (per output, relative to what the kernel is allowed to change):
 //  - int8-panel types (q4_0 q4_1 q5_0 q8_0 q4_K q5_K q6_K) quantize the activations to int8 per 32
@@ -135,6 +135,9 @@ struct Shape {
 constexpr Shape kShapes[] = {
     {1, 1, 1}, {3, 2, 2}, {17, 3, 5}, {67, 7, 17}, {1, 7, 5}, {3, 3, 1}, {17, 1, 17}, {67, 2, 2},
     {1, 2, 17}, {3, 7, 2}, {17, 7, 1}, {67, 3, 5}, {67, 1, 1},
+    // GEMV (1-2 tokens) steps over the 32-column types' superblocks 2 (AVX-512), 4 (AVX2) or 8 (SSE4) at a
+    // time: 19 blocks = whole steps plus a remainder on every target.
+    {5, 19, 1}, {33, 19, 2},
 };
 
 void check_type(DType type) {
