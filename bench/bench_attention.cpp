@@ -79,7 +79,8 @@ kernels::AttentionShape shape() {
   return s;
 }
 
-void decode(benchmark::State& state, bool cold) {
+// int8: AttentionConfig::int8_scores (-1: the default).
+void decode(benchmark::State& state, bool cold, int int8 = -1) {
   const int64_t n = state.range(0);
   const int threads = static_cast<int>(state.range(1));
   const DType t = fmt_type(state.range(2));
@@ -104,8 +105,10 @@ void decode(benchmark::State& state, bool cold) {
   const auto s = shape();
   kernels::AttentionIoStats st;
   int64_t layer = 0, kv_bytes = 0, io_bytes = 0;
+  kernels::AttentionConfig cfg;
+  cfg.int8_scores = int8;
   for (auto _ : state) {
-    kernels::attention(s, q.data(), 1, n - 1, ks[layer]->view, vs[layer]->view, n, out.data(), pool, {}, &st);
+    kernels::attention(s, q.data(), 1, n - 1, ks[layer]->view, vs[layer]->view, n, out.data(), pool, cfg, &st);
     kv_bytes += st.k_bytes + st.v_bytes;
     io_bytes = st.total_bytes();
     layer = (layer + 1) % n_layers;
@@ -120,6 +123,8 @@ void decode(benchmark::State& state, bool cold) {
 
 void BM_AttnDecode(benchmark::State& state) { decode(state, true); }
 void BM_AttnDecodeHot(benchmark::State& state) { decode(state, false); }
+// q8_0 K/V in cache, 1 thread: float32 scores (int8 0) vs int8 with one or two query digits (session 4).
+void BM_AttnDecodeInt8(benchmark::State& state) { decode(state, false, static_cast<int>(state.range(3))); }
 
 void BM_AttnPrefill(benchmark::State& state) {
   const int64_t n = state.range(0);
@@ -187,6 +192,10 @@ void decode_args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_AttnDecode)->Apply(decode_args);
 BENCHMARK(BM_AttnDecodeHot)->Args({4096, 1, 0})->Args({4096, 2, 0})->ArgNames({"kv", "threads", "fmt"})->UseRealTime();
+BENCHMARK(BM_AttnDecodeInt8)
+    ->Args({4096, 1, 1, 0})->Args({4096, 1, 1, 1})->Args({4096, 1, 1, 2})
+    ->ArgNames({"kv", "threads", "fmt", "int8"})->UseRealTime()
+    ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
 BENCHMARK(BM_Softmax)->Arg(32000)->Arg(151936);
 BENCHMARK(BM_SoftmaxTopK)->Arg(32000)->Arg(151936);
 BENCHMARK(BM_AttnPrefill)->Args({512, 2})->Args({2048, 2})->Args({2048, 1})->ArgNames({"n", "threads"})->UseRealTime();

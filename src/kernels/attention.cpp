@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
@@ -90,6 +92,24 @@ const CacheSizes& cache_sizes() {
   return sizes;
 }
 
+namespace {
+// STRATA_ATTN_INT8=0 in the environment turns the int8 scores off by default; =all turns them on for prefill
+// too (the same per-row approximation: for `strata ppl --kl-base`, which scores by prefill).
+std::atomic<int> g_int8_scores{-1};  // -1: not yet read from the environment
+}  // namespace
+
+bool attention_int8_scores_default() {
+  int v = g_int8_scores.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("STRATA_ATTN_INT8");
+    v = e && e[0] == '0' ? 0 : e && std::string_view(e) == "all" ? 2 : 1;
+    g_int8_scores.store(v, std::memory_order_relaxed);
+  }
+  return v != 0;
+}
+
+void set_attention_int8_scores_default(bool on) { g_int8_scores.store(on ? 1 : 0, std::memory_order_relaxed); }
+
 AttentionConfig resolve_attention_config(const AttentionShape& s, int64_t n_q, int64_t n_kv, int n_threads,
                                          const AttentionConfig& config) {
   AttentionConfig c = config;
@@ -125,6 +145,14 @@ AttentionConfig resolve_attention_config(const AttentionShape& s, int64_t n_q, i
     c.kv_splits = static_cast<int32_t>(sp);
   }
   if (c.shared_max < 0) c.shared_max = decoding ? 1 : 0;
+  if (c.int8_scores < 0) {
+    // STRATA_ATTN_INT8_DIGITS=1: one digit by default (faster; measurements and the KL check).
+    static const int digits = [] {
+      const char* e = std::getenv("STRATA_ATTN_INT8_DIGITS");
+      return e && e[0] == '1' ? 1 : 2;
+    }();
+    c.int8_scores = attention_int8_scores_default() && (decoding || g_int8_scores.load() == 2) ? digits : 0;
+  }
   return c;
 }
 
@@ -190,6 +218,7 @@ void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_p
         it.kv_tile = cfg.kv_tile;
         it.max_slack = cfg.max_slack;
         it.seed_max = cfg.shared_max > 0;
+        it.int8_scores = static_cast<int8_t>(std::clamp(cfg.int8_scores, 0, 2));
         if (n_chunks == 1) it.out = out;
         items.push_back(it);
         cost.push_back(nh * nq * (it.kv_end - it.kv_begin));

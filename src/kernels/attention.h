@@ -66,7 +66,20 @@ struct AttentionConfig {
   // far from float overflow.
   int32_t shared_max = -1;
   float max_slack = 30.f;
+  // Int8 scores (attention_i8-inl.h): with K rows in q8_0 or q4_0 on an AVX-512 VNNI CPU, Q·Kᵀ in int8
+  // (each query row quantized to int8 per 32 dims, float32 scale; vpdpbusd). 0 off (float32 scores of the
+  // dequantized rows); 1: one int8 digit per query value; 2: two (the rounding residual too: 2× the
+  // instructions, float32-like accuracy: the default, as one digit raised q8_0's KL by ~20% and moves
+  // outputs by ~2e-2 of their size, beyond tests/kv's 1e-4 check against the decoded rows);
+  // -1 (default) = 2 when decoding, unless attention_int8_scores_default() is off.
+  int32_t int8_scores = -1;
 };
+
+// The process-wide default of AttentionConfig::int8_scores: on, unless STRATA_ATTN_INT8=0 is set in the
+// environment or set_attention_int8_scores_default(false) was called (tests of the exact float32 path).
+// STRATA_ATTN_INT8=all: on for prefill too (to measure the approximation with `strata ppl --kl-base`).
+bool attention_int8_scores_default();
+void set_attention_int8_scores_default(bool on);
 
 // The bytes the algorithm moves between memory and the cores, counted per call (not measured):
 // K/V rows of every tile it loads (storage format bytes), Q read, O written, split partials.

@@ -21,6 +21,9 @@ struct AttnItem {
   int32_t kv_tile = 64;
   float max_slack = 30.f;
   bool seed_max = false;
+  // Q·Kᵀ in int8 where the K format and the CPU allow (attention_i8-inl.h): 0 off, 1 or 2 digits per query
+  // value (AttentionConfig::int8_scores).
+  int8_t int8_scores = 0;
   // Exactly one is set: out = the whole output array (rows are normalized and written in place);
   // partial = [kv_heads][rows][head_dim + 2]: the unnormalized o row, then its running max m and sum l.
   float* out = nullptr;

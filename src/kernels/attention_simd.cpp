@@ -8,12 +8,15 @@
 // K/V tiles are dequantized once per item and tile by one row loader per format (attention_kv_rows-inl.h),
 // the next tile is prefetched, and every K/V tile serves all query heads of the group. Register blocks:
 // KB keys × RV row-pair vectors (scores), RB rows × DVB dim vectors (PV).
+// Decoding with q8_0 / q4_0 K on AVX-512 VNNI (AVX3_DL), the scores are int8 dot products instead
+// (attention_i8-inl.h; AttentionConfig::int8_scores): the same S2 layout, so softmax and PV are unchanged.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
 
+#include "kernels/simd_config.h"  // first: the target list (AVX3_DL for the int8 scores)
 #include "kernels/attention_item.h"
 
 // SSSE3 adds compile time and no speed over SSE4 (which every x86-64 CPU of the last 15 years has).
@@ -28,6 +31,7 @@
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 #include "kernels/attention_kv_rows-inl.h"
+#include "kernels/attention_i8-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace strata::kernels::HWY_NAMESPACE {
@@ -287,6 +291,14 @@ struct Scratch {
   }
 };
 
+// Digits of the item's int8 scores (0: float32 scores): int8 scores asked for, an AVX-512 VNNI target, K read
+// natively as q8_0 or q4_0 rows (whole 32-dim blocks).
+HWY_INLINE int UseScoresI8(const detail::AttnItem& it, int32_t hd) {
+  if (!kHaveAttnI8 || it.int8_scores == 0 || it.k->decode || hd % 32 != 0) return 0;
+  if (it.k->type != DType::Q8_0 && it.k->type != DType::Q4_0) return 0;
+  return it.int8_scores;
+}
+
 // dq: row pairs in lanes (scores, softmax); dv: head dims in lanes (PV; head_dim is a multiple of its lanes).
 // The item's KV heads are interleaved per tile: with a token-major cache ([pos][head][dim]) a tile of all
 // heads is one contiguous range of memory.
@@ -340,6 +352,40 @@ void RunItemT(DQ dq, DV dv, const detail::AttnItem& it, AttentionIoStats& st) {
   st.q_bytes += nh * R * hd * 4;
   std::fill(o_all, o_all + nh * o_size, 0.f);
   std::fill(l2_all, l2_all + nh * v_size, 0.f);
+
+  // Int8 scores (attention_i8-inl.h): the quantized query rows of every head, the K tile as bytes.
+  const int i8 = UseScoresI8(it, hd);
+  static thread_local Scratch scratch_i8;
+  uint8_t* ku8 = nullptr;
+  float* kd = nullptr;
+  const size_t qv_size = up(hd / 8 * rp2), qb_size = up(hd / 32 * rp2);
+  // Per head x: qv, qv_lo [qv_size], corr, corr_lo, qd [qb_size].
+  float* q8_base = nullptr;
+  auto head_q8 = [&](int32_t x) {
+    float* h = q8_base + x * (2 * qv_size + 3 * qb_size);
+    QueryI8 q{reinterpret_cast<int32_t*>(h), reinterpret_cast<int32_t*>(h + 2 * qv_size), h + 2 * qv_size + 2 * qb_size};
+    if (i8 == 2) {
+      q.qv_lo = reinterpret_cast<int32_t*>(h + qv_size);
+      q.corr_lo = reinterpret_cast<int32_t*>(h + 2 * qv_size + qb_size);
+    }
+    return q;
+  };
+  if (i8) {
+    const size_t q8_size = nh * (2 * qv_size + 3 * qb_size), ku8_size = up(T * hd / 4);
+    const size_t i8_need = q8_size + ku8_size + up(T * hd / 32);
+    q8_base = scratch_i8.get(i8_need);
+    std::fill(q8_base, q8_base + q8_size, 0.f);  // padded rows: q = 0, no correction, scale 0
+    ku8 = reinterpret_cast<uint8_t*>(q8_base + q8_size);
+    kd = q8_base + q8_size + ku8_size;
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t qi = it.q_begin + r / group;
+      for (int32_t x = 0; x < nh; ++x) {
+        const int32_t h = (it.kv_head + x) * group + static_cast<int32_t>(r % group);
+        const QueryI8 qx = head_q8(x);
+        QuantizeQueryRowI8(it.q + (qi * s.n_head + h) * hd, s.scale, hd, rp2, r, qx);
+      }
+    }
+  }
   std::fill(m2_all, m2_all + nh * v_size, -kInf);
 
   // Shared max estimate: each row's scores against key 0 and against its own last key (real scores, so
@@ -383,8 +429,15 @@ void RunItemT(DQ dq, DV dv, const detail::AttnItem& it, AttentionIoStats& st) {
     const int64_t ahead = std::clamp<int64_t>(j_end - j0 - jt - skip, 0, T);
     for (int32_t x = 0; x < nh; ++x) {
       int64_t ldk, ldv;
-      const float* kt = LoadKvTile(dl, *it.k, it.kv_head + x, j0, jt, hd, kbuf, ldk, st.k_bytes, ahead, skip);
-      Scores(dq, q2_all + x * q2_size, rp2, nrv, kt, ldk, hd, jt, s2);
+      if (i8) {
+        if constexpr (kHaveAttnI8) {
+          LoadKTileI8(*it.k, it.kv_head + x, j0, jt, hd, ku8, kd, st.k_bytes, ahead, skip);
+          ScoresI8(dq, head_q8(x), rp2, nrv, ku8, kd, hd, jt, s2);
+        }
+      } else {
+        const float* kt = LoadKvTile(dl, *it.k, it.kv_head + x, j0, jt, hd, kbuf, ldk, st.k_bytes, ahead, skip);
+        Scores(dq, q2_all + x * q2_size, rp2, nrv, kt, ldk, hd, jt, s2);
+      }
       if (j0 + jt - 1 > min_lim) MaskTile(dq, s2, rp2, nrv, j0, jt, lim2);
       const bool rescale = SoftmaxTile(dq, s2, rp2, nrv, jt, m2_all + x * v_size, l2_all + x * v_size, alpha2,
                                        it.max_slack, st.rescales);

@@ -1,5 +1,7 @@
 // Every instruction set the attention and softmax kernels were compiled for (Highway dynamic dispatch:
-// AVX-512, AVX2, SSE4, scalar on x86) that this CPU runs, against the float64 references.
+// AVX-512 VNNI, AVX-512, AVX2, SSE4, scalar on x86) that this CPU runs, against the float64 references.
+#include "kernels/simd_config.h"  // first: the kernels' target list (AVX3_DL included)
+
 #include <gtest/gtest.h>
 
 #include <cmath>

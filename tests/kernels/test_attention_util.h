@@ -95,6 +95,11 @@ inline double max_abs_diff(const float* a, const double* b, size_t n) {
 
 namespace strata::test {
 
+// These tests check the exact float32 path against float64 at 5e-5, so the int8 scores (on by default when
+// decoding with q8_0/q4_0 K on AVX-512 VNNI) are off in this binary unless a test asks for them
+// (test_attention_i8.cpp does, with its own tolerances).
+inline const bool kAttentionExactByDefault = (kernels::set_attention_int8_scores_default(false), true);
+
 // Stated tolerances: largest |kernel - float64 reference| over the outputs, for values ~N(0, 1).
 // The reference reads the same (dequantized) K/V rows, so the tolerance covers float32 arithmetic only.
 inline double attention_tolerance(DType kv_type) {
