@@ -103,7 +103,7 @@ void register_all() {
     int64_t rows, cols;
   };
   const Shape shapes[] = {{5632, 2048}, {2048, 5632}};  // tinyllama FFN gate/up and down
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_0, DType::Q5_K, DType::Q6_K}) {
     const std::string type = strata::dtype_name(t);
     for (const Shape& s : shapes) {
       const std::string shape = std::to_string(s.rows) + "x" + std::to_string(s.cols);

@@ -31,7 +31,9 @@ size=$(stat -c %s "$model")
 
 # This machine's rates now (DRAM, compute, SSD under the model's directory): the prediction's profile.
 profile="$out/profile.json"
-"$strata" probe --quick --ssd-path "$(dirname "$model")" -o "$profile" > "$out/probe.txt" 2>&1 || true
+# --ssd-file: the streaming rate over the model itself (what the streamer reads; on a VM the host's cache
+# of the virtual disk makes it differ from a fresh file's).
+"$strata" probe --quick --ssd-path "$(dirname "$model")" --ssd-file "$model" -o "$profile" > "$out/probe.txt" 2>&1 || true
 [[ -s $profile ]] || profile=""
 
 csv="$out/results.csv"
@@ -152,7 +154,9 @@ for key, field in (("dram_read_gbps", "gbps"), ("fma_f32_gflops", "gflops"), ("i
     for e in j.get(key, []):
         if field in e: e[field] *= k
 json.dump(j, open(f"{out}/profile-load-adjusted.json", "w"))
-print(f"unlimited: measured {unl:.2f} t/s, predicted {p0:.2f}: CPU-side rates scaled by {k:.3f}; SSD {j['ssd']['seq_read_gbps']:.2f} GB/s\n")
+ssd = j['ssd'].get('stream_read_gbps') or j['ssd']['seq_read_gbps']  # what the planner uses (plan/roofline.cpp)
+print(f"unlimited: measured {unl:.2f} t/s, predicted {p0:.2f}: CPU-side rates scaled by {k:.3f}; SSD {ssd:.2f} GB/s "
+      f"(streaming; first-read sequential {j['ssd']['seq_read_gbps']:.2f})\n")
 print("| budget | measured t/s | load-adjusted predicted | error | roofline t/s (resident/DRAM + streamed/SSD) | measured / roofline |")
 print("|---:|---:|---:|---:|---:|---:|")
 for r in csv.DictReader(open(f"{out}/results.csv")):

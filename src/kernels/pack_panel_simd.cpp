@@ -7,6 +7,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "kernels/pack_panel_simd.h"
@@ -130,6 +131,131 @@ void PackQ4_K(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_s
   }
 }
 
+// Bits j, j+4, ..., j+28 of every lane (the high bits of columns j, j+4, ... of a Q5_0 block's qh) as
+// bits 0-7: ggml's 5th bits of the 8 chunks' column j, as the panel's high-bit byte wants them.
+HWY_INLINE VU Every4thBit(VU x) {
+  const DU du;
+  x = hn::And(x, hn::Set(du, 0x11111111u));
+  x = hn::And(hn::Or(x, hn::ShiftRight<3>(x)), hn::Set(du, 0x03030303u));
+  x = hn::And(hn::Or(x, hn::ShiftRight<6>(x)), hn::Set(du, 0x000F000Fu));
+  return hn::And(hn::Or(x, hn::ShiftRight<12>(x)), hn::Set(du, 0xFFu));
+}
+
+// Q5_0 (d, qh[4], qs[16]): the nibbles as Q4_0; the high-bit vector's byte j of row r has bit c = the 5th
+// bit of column 4c + j, i.e. bit 4c + j of qh.
+void PackQ5_0(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_sb, size_t val_sb, uint8_t* meta,
+              uint8_t* vals) {
+  const VU m4 = hn::Set(DU(), 0x0F0F0F0Fu);
+  const size_t vec = 4 * R;
+  for (int64_t s = 0; s < n_sb; ++s) {
+    const uint8_t* b = src + s * sizeof(block_q5_0);
+    const VU h = Gather(b, offs);  // d, qh[0..1]
+    StoreHalves(h, meta + s * meta_sb);
+    const VU qh = Gather(b + 2, offs);
+    const VU a0 = Gather(b + 6, offs), a1 = Gather(b + 10, offs), a2 = Gather(b + 14, offs), a3 = Gather(b + 18, offs);
+    uint8_t* v = vals + s * val_sb;
+    StoreWords(PairLow(a0, a1, m4), v);
+    StoreWords(PairLow(a2, a3, m4), v + vec);
+    StoreWords(PairHigh(a0, a1, m4), v + 2 * vec);
+    StoreWords(PairHigh(a2, a3, m4), v + 3 * vec);
+    const VU hb = hn::Or(hn::Or(Every4thBit(qh), hn::ShiftLeft<8>(Every4thBit(hn::ShiftRight<1>(qh)))),
+                         hn::Or(hn::ShiftLeft<16>(Every4thBit(hn::ShiftRight<2>(qh))),
+                                hn::ShiftLeft<24>(Every4thBit(hn::ShiftRight<3>(qh)))));
+    StoreWords(hb, v + 4 * vec);
+  }
+}
+
+// The meta section of a Q4_K/Q5_K superblock (the same fields at the same offsets): d, dmin, then the 8
+// six-bit scales and 8 mins as bytes (ggml's get_scale_min_k4 on 32-bit lanes).
+HWY_INLINE void PackKMeta(const uint8_t* b, VI offs, size_t R, uint8_t* m) {
+  const DU du;
+  const VU m4 = hn::Set(du, 0x0F0F0F0Fu), m6 = hn::Set(du, 0x3F3F3F3Fu), m30 = hn::Set(du, 0x30303030u);
+  const VU h = Gather(b, offs);
+  StoreHalves(h, m);
+  StoreHalves(hn::ShiftRight<16>(h), m + 2 * R);
+  const VU s0 = Gather(b + 4, offs), s1 = Gather(b + 8, offs), s2 = Gather(b + 12, offs);
+  StoreBytes4(hn::And(s0, m6), R, m + 4 * R);
+  StoreBytes4(hn::Or(hn::And(s2, m4), hn::And(hn::ShiftRight<2>(s0), m30)), R, m + 8 * R);
+  StoreBytes4(hn::And(s1, m6), R, m + 12 * R);
+  StoreBytes4(hn::Or(hn::And(hn::ShiftRight<4>(s2), m4), hn::And(hn::ShiftRight<2>(s1), m30)), R, m + 16 * R);
+}
+
+// Q5_K (d, dmin, scales[12], qh[32], qs[128]): meta and nibbles as Q4_K (groups of 5 vectors instead of
+// 4); column 64c + l has its 5th bit in bit 2c of qh[l] (+32: bit 2c + 1). The high-bit byte j of a group
+// has bit k = column 4k + j of the group: bit b of qh[4k + j], byte j of qh's word k.
+void PackQ5_K(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_sb, size_t val_sb, uint8_t* meta,
+              uint8_t* vals) {
+  const DU du;
+  const VU m4 = hn::Set(du, 0x0F0F0F0Fu), one = hn::Set(du, 0x01010101u);
+  const size_t vec = 4 * R;
+  for (int64_t s = 0; s < n_sb; ++s) {
+    const uint8_t* b = src + s * sizeof(block_q5_K);
+    PackKMeta(b, offs, R, meta + s * meta_sb);
+    VU qh[8];
+    for (int k = 0; k < 8; ++k) qh[k] = Gather(b + 16 + 4 * k, offs);
+    uint8_t* v = vals + s * val_sb;
+    for (int c = 0; c < 4; ++c) {
+      const uint8_t* q = b + 48 + 32 * c;
+      VU w[8];
+      for (int k = 0; k < 8; ++k) w[k] = Gather(q + 4 * k, offs);
+      uint8_t* lo = v + (2 * c) * 5 * vec;  // group 2c: the low nibbles, 5th bits from bit 2c
+      uint8_t* hi = lo + 5 * vec;           // group 2c + 1: the high nibbles, bit 2c + 1
+      for (int p = 0; p < 4; ++p) {
+        StoreWords(PairLow(w[2 * p], w[2 * p + 1], m4), lo + p * vec);
+        StoreWords(PairHigh(w[2 * p], w[2 * p + 1], m4), hi + p * vec);
+      }
+      VU hb_lo = hn::Zero(du), hb_hi = hn::Zero(du);
+      for (int k = 0; k < 8; ++k) {
+        const VU x = hn::Shr(qh[k], hn::Set(du, static_cast<uint32_t>(2 * c)));
+        hb_lo = hn::Or(hb_lo, hn::Shl(hn::And(x, one), hn::Set(du, static_cast<uint32_t>(k))));
+        hb_hi = hn::Or(hb_hi, hn::Shl(hn::And(hn::ShiftRight<1>(x), one), hn::Set(du, static_cast<uint32_t>(k))));
+      }
+      StoreWords(hb_lo, lo + 4 * vec);
+      StoreWords(hb_hi, hi + 4 * vec);
+    }
+  }
+}
+
+// Q6_K (ql[128], qh[64], scales[16], d): meta = d, then the 16 int8 scales as bytes. Values in groups of
+// 16 columns, 3 vectors each: two nibble pairs and the high 2 bits of the 4 chunks (bits 2c, 2c+1). In
+// each 128-column half, column 32Q + l (Q = 0..3) has its low 4 bits in ql[l + 32 (Q & 1)] (low nibble for
+// Q < 2, high for Q >= 2) and its high 2 bits in bits 2Q, 2Q+1 of qh[l].
+void PackQ6_K(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_sb, size_t val_sb, uint8_t* meta,
+              uint8_t* vals) {
+  const DU du;
+  const VU m4 = hn::Set(du, 0x0F0F0F0Fu), three = hn::Set(du, 0x03030303u);
+  const size_t vec = 4 * R;
+  for (int64_t s = 0; s < n_sb; ++s) {
+    const uint8_t* b = src + s * sizeof(block_q6_K);
+    uint8_t* m = meta + s * meta_sb;
+    // d is the block's last 2 bytes: gathered with the 2 before it (a 4-byte read inside the block).
+    StoreHalves(hn::ShiftRight<16>(Gather(b + offsetof(block_q6_K, d) - 2, offs)), m);
+    for (int k = 0; k < 4; ++k) StoreBytes4(Gather(b + offsetof(block_q6_K, scales) + 4 * k, offs), R, m + 2 * R + 4 * k * R);
+    uint8_t* v = vals + s * val_sb;
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = b + 64 * half;
+      const uint8_t* qhp = b + offsetof(block_q6_K, qh) + 32 * half;
+      VU qh[8];
+      for (int k = 0; k < 8; ++k) qh[k] = Gather(qhp + 4 * k, offs);
+      for (int g = 0; g < 8; ++g) {  // 16-column groups of this half: columns 16g .. 16g + 15
+        const int Q = g / 2, L = 16 * (g % 2);  // quarter, and the group's first l in it
+        const uint8_t* lb = ql + 32 * (Q & 1) + L;
+        uint8_t* base = v + (8 * half + g) * 3 * vec;
+        for (int p = 0; p < 2; ++p) {
+          const VU a = Gather(lb + 8 * p, offs), c = Gather(lb + 8 * p + 4, offs);
+          StoreWords(Q < 2 ? PairLow(a, c, m4) : PairHigh(a, c, m4), base + p * vec);
+        }
+        VU hb = hn::Zero(du);
+        for (int c = 0; c < 4; ++c) {
+          const VU x = hn::And(hn::Shr(qh[L / 4 + c], hn::Set(du, static_cast<uint32_t>(2 * Q))), three);
+          hb = hn::Or(hb, hn::Shl(x, hn::Set(du, static_cast<uint32_t>(2 * c))));
+        }
+        StoreWords(hb, base + 2 * vec);
+      }
+    }
+  }
+}
+
 #endif  // HWY_TARGET != HWY_SCALAR
 
 bool PackTile(const PanelFormat& f, int R, const uint8_t* src, size_t row_stride, int n_rows, int64_t cols,
@@ -154,6 +280,9 @@ bool PackTile(const PanelFormat& f, int R, const uint8_t* src, size_t row_stride
     case DType::Q4_1: PackQ4Legacy<true>(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
     case DType::Q8_0: PackQ8_0(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
     case DType::Q4_K: PackQ4_K(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
+    case DType::Q5_0: PackQ5_0(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
+    case DType::Q5_K: PackQ5_K(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
+    case DType::Q6_K: PackQ6_K(src, offs, N, n_sb, meta_sb, val_sb, dst, vals); break;
     default: return false;
   }
   // The 64-byte padding after each section, zero as the scalar packer leaves it.

@@ -190,8 +190,20 @@ uint32_t spread_key(int layer, int64_t n_layer) {
   return r;
 }
 
-// Matrices in the order they are pinned: attention of every layer, output, FFN layer by layer (spread:
-// spread_key), the rest, token embeddings last.
+// Where an FFN matrix comes among the FFN matrices of the pin order: gates, then ups, then downs, each
+// kind over the layers in spread_key order. So the streamed FFN matrices (the end of the pin order) are
+// the downs of layers spread over the forward pass, one per layer, before any layer streams two: the
+// 2-slot ring reads each one during the compute of the resident layers before it. Streamed a layer at a
+// time (gate, up, down in a row, the order until 2026-11-29), the third read could not start before the
+// first was used and the CPU waited for it (at 100% of TinyLlama Q8_0: 0.5x the unlimited speed).
+int ffn_kind_rank(const std::string& name) {
+  if (name.find("ffn_down") != std::string::npos) return 2;
+  if (name.find("ffn_up") != std::string::npos) return 1;
+  return 0;
+}
+
+// Matrices in the order they are pinned: attention of every layer, output, FFN matrices by kind and layer
+// (ffn_kind_rank, spread_key), the rest, token embeddings last.
 std::vector<size_t> pin_order(const ModelDesc& m) {
   std::vector<size_t> v;
   for (size_t i = 0; i < m.tensors.size(); ++i)
@@ -199,8 +211,10 @@ std::vector<size_t> pin_order(const ModelDesc& m) {
   std::stable_sort(v.begin(), v.end(), [&](size_t a, size_t b) {
     const TensorDesc &x = m.tensors[a], &y = m.tensors[b];
     if (priority(x.role) != priority(y.role)) return priority(x.role) < priority(y.role);
-    if (x.role == TensorRole::kFfn && x.layer >= 0 && y.layer >= 0)
+    if (x.role == TensorRole::kFfn && x.layer >= 0 && y.layer >= 0) {
+      if (ffn_kind_rank(x.name) != ffn_kind_rank(y.name)) return ffn_kind_rank(x.name) < ffn_kind_rank(y.name);
       return spread_key(x.layer, m.n_layer) < spread_key(y.layer, m.n_layer);
+    }
     return false;
   });
   return v;
@@ -319,7 +333,7 @@ PipelineTime simulate_decode(const ModelDesc& m, const Plan& p, const Traffic& t
     const bool streamed = p.where[i] == Where::kStreamed;
     if (streamed) {
       if (const double pack = stream_pack_gbps_per_thread(t.type); pack > 0) cpu += bytes / (pack * 1e9 * r.threads);
-      cpu += bytes / (kStreamChecksumGbps * 1e9 * r.threads);
+      cpu += bytes * kStreamChecksumShare / (kStreamChecksumGbps * 1e9 * r.threads);
     }
     ops.push_back({cpu, streamed, streamed ? bytes / (r.ssd_seq_gbps * 1e9) : 0});
   }

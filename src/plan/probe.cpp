@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -231,6 +233,47 @@ double measure_dram_read_gbps(int64_t bytes, int threads, int passes) {
   return read_gbps(buf, threads, passes);
 }
 
+// As the streamer reads (storage/weight_streamer.h): 2 MiB chunks taken in order by two threads, whole
+// passes over [0, bytes) of fd, the median pass after the first (a VM's host cache makes single passes vary
+// by +-30%).
+double measure_stream_read_gbps(int fd, bool direct, int64_t bytes, double seconds_per_test) {
+  constexpr int64_t kStreamChunk = int64_t{2} << 20;
+  const int64_t n_chunks = std::max<int64_t>(1, bytes / kStreamChunk);
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> failed{false};
+  ThreadPool pool(2);
+  std::vector<double> rates;
+  const auto t_all = Clock::now();
+  for (int pass = 0; pass < 12; ++pass) {
+    if (!direct) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    next = 0;
+    const auto t0 = Clock::now();
+    pool.run([&](int) {
+      std::unique_ptr<void, decltype(&std::free)> buf(aligned_block(kStreamChunk), &std::free);
+      for (int64_t c; (c = next.fetch_add(1)) < n_chunks;)
+        if (::pread(fd, buf.get(), kStreamChunk, c * kStreamChunk) != kStreamChunk) failed = true;
+    });
+    if (failed) fail("probe: streaming reads failed: {}", std::strerror(errno));
+    if (pass > 0) rates.push_back(static_cast<double>(n_chunks * kStreamChunk) / seconds_since(t0) / 1e9);
+    if (pass >= 4 && seconds_since(t_all) > 4 * seconds_per_test) break;  // at least 4 timed passes
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
+double measure_stream_read_gbps(const std::string& file, int64_t max_bytes, double seconds_per_test) {
+  Fd f;
+  f.fd = ::open(file.c_str(), O_RDONLY | O_DIRECT);
+  const bool direct = f.fd >= 0;
+  if (f.fd < 0) f.fd = ::open(file.c_str(), O_RDONLY);
+  if (f.fd < 0) fail("probe: cannot open {}: {}", file, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0) fail("probe: cannot stat {}: {}", file, std::strerror(errno));
+  const int64_t bytes = std::min<int64_t>(max_bytes, static_cast<int64_t>(st.st_size)) / (int64_t{2} << 20) * (int64_t{2} << 20);
+  if (bytes <= 0) fail("probe: --ssd-file {} is smaller than one 2 MiB read", file);
+  return measure_stream_read_gbps(f.fd, direct, bytes, seconds_per_test);
+}
+
 SsdProfile measure_ssd(const std::string& dir, int64_t file_bytes, double seconds_per_test) {
   SsdProfile r;
   r.path = dir;
@@ -280,6 +323,7 @@ SsdProfile measure_ssd(const std::string& dir, int64_t file_bytes, double second
     }
     r.seq_read_gbps = static_cast<double>(done) / seconds_since(t0) / 1e9;
   }
+  r.stream_read_gbps = measure_stream_read_gbps(f.fd, r.direct_io, file_bytes, seconds_per_test);
   const int64_t n_pages = file_bytes / 4096;
   auto random_reads = [&](int queue_depth) {
     if (!r.direct_io) ::posix_fadvise(f.fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -353,7 +397,12 @@ MachineProfile probe_machine(const ProbeOptions& opt) {
 
   if (opt.ssd) {
     status(fmt::format("SSD reads (O_DIRECT) under {}", opt.ssd_path));
-    p.ssd = measure_ssd(opt.ssd_path, opt.quick ? int64_t{128} << 20 : int64_t{512} << 20, opt.quick ? 0.3 : 1.0);
+    p.ssd = measure_ssd(opt.ssd_path, opt.quick ? int64_t{256} << 20 : int64_t{1} << 30, opt.quick ? 0.3 : 1.0);
+    if (!opt.ssd_file.empty()) {  // the streaming rate over the file strata will stream (a model)
+      status(fmt::format("streaming reads of {}", opt.ssd_file));
+      p.ssd.stream_read_gbps = measure_stream_read_gbps(opt.ssd_file, int64_t{2} << 30, opt.quick ? 0.3 : 1.0);
+      p.ssd.stream_file = opt.ssd_file;
+    }
     p.has_ssd = true;
   }
   return p;
@@ -397,6 +446,8 @@ std::string MachineProfile::to_json() const {
                 {"direct_io", ssd.direct_io},
                 {"file_bytes", ssd.file_bytes},
                 {"seq_read_gbps", ssd.seq_read_gbps},
+                {"stream_read_gbps", ssd.stream_read_gbps},
+                {"stream_file", ssd.stream_file},
                 {"rand4k_qd1_iops", ssd.rand4k_qd1_iops},
                 {"rand4k_qd8_iops", ssd.rand4k_qd8_iops}};
   }
@@ -429,6 +480,8 @@ MachineProfile MachineProfile::from_json(const std::string& text) {
       p.ssd.direct_io = s.value("direct_io", false);
       p.ssd.file_bytes = s.value("file_bytes", int64_t{0});
       p.ssd.seq_read_gbps = s.value("seq_read_gbps", 0.0);
+      p.ssd.stream_read_gbps = s.value("stream_read_gbps", 0.0);
+      p.ssd.stream_file = s.value("stream_file", "");
       p.ssd.rand4k_qd1_iops = s.value("rand4k_qd1_iops", 0.0);
       p.ssd.rand4k_qd8_iops = s.value("rand4k_qd8_iops", 0.0);
     }

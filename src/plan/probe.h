@@ -31,7 +31,13 @@ struct SsdProfile {
   std::string path;          // the directory the test file was created in
   bool direct_io = false;    // O_DIRECT worked; otherwise the reads went through the page cache (evicted first)
   int64_t file_bytes = 0;
-  double seq_read_gbps = 0;  // 4 MiB reads, one at a time
+  double seq_read_gbps = 0;  // 4 MiB reads, one at a time, the first read of a freshly written file
+  // What the weight streamer gets (storage/weight_streamer.h): 2 MiB reads, two in flight, the same file
+  // read again and again (the streamer reads the same bytes every token; on a VM the host may cache the
+  // virtual disk, so repeated reads can run faster than a first one). The median of the whole passes after
+  // the first; 0 in profiles written before 2026-11-29 15:00 (the planner then uses seq_read_gbps).
+  double stream_read_gbps = 0;
+  std::string stream_file;   // when set (`--ssd-file`): stream_read_gbps was measured over this file (a model)
   double rand4k_qd1_iops = 0;  // 4 KiB reads at random offsets, one at a time
   double rand4k_qd8_iops = 0;  // the same with 8 reads in flight
 };
@@ -65,6 +71,7 @@ struct ProbeOptions {
   bool quick = false;        // smaller buffers and shorter runs (a few seconds in all)
   bool ssd = true;
   std::string ssd_path = "/tmp";  // directory for the SSD test file
+  std::string ssd_file;      // when set: the streaming rate is measured over this existing file (read only)
   int max_threads = 0;       // 0: every logical CPU
   // Status lines while measuring (the CLI shows them on a terminal only); may be empty.
   std::function<void(const std::string&)> status;
@@ -79,6 +86,8 @@ int64_t last_level_cache_bytes(const std::vector<CacheInfo>& caches);
 // Best-of-`passes` read bandwidth in GB/s of a streaming pass over `bytes` with `threads` threads.
 double measure_dram_read_gbps(int64_t bytes, int threads, int passes);
 SsdProfile measure_ssd(const std::string& dir, int64_t file_bytes, double seconds_per_test);
+// SsdProfile::stream_read_gbps over the first max_bytes of an existing file (read only, O_DIRECT if it can).
+double measure_stream_read_gbps(const std::string& file, int64_t max_bytes, double seconds_per_test);
 
 // $STRATA_PROFILE, else $HOME/.cache/strata/profile.json.
 std::string default_profile_path();

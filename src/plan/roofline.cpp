@@ -37,7 +37,8 @@ MachineRates rates_at(const MachineProfile& p, int threads, double compute_effic
   if (!(m.int8_gops > 0)) m.int8_gops = 2 * m.f32_gflops;
   m.compute_efficiency = compute_efficiency > 0 ? compute_efficiency : 0.5;
   if (p.has_ssd && p.ssd.seq_read_gbps > 0) {
-    m.ssd_seq_gbps = p.ssd.seq_read_gbps;
+    // What the streamer gets (its read size, two in flight, repeated reads) when the profile has it.
+    m.ssd_seq_gbps = p.ssd.stream_read_gbps > 0 ? p.ssd.stream_read_gbps : p.ssd.seq_read_gbps;
     m.ssd_rand_iops = p.ssd.rand4k_qd1_iops > 0 ? p.ssd.rand4k_qd1_iops : kAssumedSsdRandIops;
   } else {
     m.ssd_seq_gbps = kAssumedSsdSeqGbps;

@@ -32,14 +32,17 @@ struct PipelineTime {
 PipelineTime simulate_stream_pipeline(const std::vector<PipelineOp>& token_ops, int slots);
 
 // Bytes per second one thread packs file-layout tiles of a type into int8 panels (what a streamed matmul
-// adds over a resident one), measured with bench/bench_stream_gemv.cpp (pack/*): the SIMD packer's
-// types ~9-13 GB/s, the scalar packer's ~1 GB/s. 0 for types used in their file layout (float types and
-// the dequantize path: a streamed matmul costs what a resident one does).
+// adds over a resident one), measured with bench/bench_stream_gemv.cpp (pack/*): the SIMD packer's types
+// ~9-13 GB/s (Q5_0/Q5_K/Q6_K: SIMD since 2026-11-29 15:00, 4-6: more bit work per byte). 0 for
+// types used in their file layout (float types and the dequantize path: a streamed matmul costs what a
+// resident one does).
 double stream_pack_gbps_per_thread(DType t);
 
 // Bytes per second the streamer checksums a tensor it read (storage::checksum: memory-bound, the bytes
 // just landed in DRAM). It runs on a reader thread; the planner counts it as CPU time shared by the
-// compute threads (measured: 16% of the CPU profile at 90% of TinyLlama Q8_0 on 2 busy CPUs).
+// compute threads. Since 2026-11-29 15:00 a read of a large tensor checks one of its 8 windows (all of
+// them once the file changed): kStreamChecksumShare of its bytes (it was every byte: 7-16% of the CPU).
 inline constexpr double kStreamChecksumGbps = 8.0;
+inline constexpr double kStreamChecksumShare = 1.0 / 8;
 
 }  // namespace strata::plan

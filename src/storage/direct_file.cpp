@@ -13,6 +13,10 @@
 
 namespace strata::storage {
 
+namespace {
+int64_t ns(const struct timespec& t) { return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec; }
+}  // namespace
+
 AlignedBuffer::AlignedBuffer(size_t bytes) {
   if (bytes == 0) return;
   size_ = (bytes + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
@@ -62,11 +66,18 @@ DirectFile DirectFile::open(const std::string& path) {
   struct stat st {};
   if (fstat(f.fd_, &st) != 0) fail("cannot stat the model file '{}': {}", path, std::strerror(errno));
   f.size_ = static_cast<uint64_t>(st.st_size);
+  f.mtime_ns_ = ns(st.st_mtim);
+  f.ctime_ns_ = ns(st.st_ctim);
   return f;
 }
 
 DirectFile::DirectFile(DirectFile&& o) noexcept
-    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), direct_(o.direct_), size_(o.size_) {
+    : path_(std::move(o.path_)),
+      fd_(std::exchange(o.fd_, -1)),
+      direct_(o.direct_),
+      size_(o.size_),
+      mtime_ns_(o.mtime_ns_),
+      ctime_ns_(o.ctime_ns_) {
   bytes_read_ = o.bytes_read_.load();
   reads_ = o.reads_.load();
 }
@@ -78,6 +89,8 @@ DirectFile& DirectFile::operator=(DirectFile&& o) noexcept {
     fd_ = std::exchange(o.fd_, -1);
     direct_ = o.direct_;
     size_ = o.size_;
+    mtime_ns_ = o.mtime_ns_;
+    ctime_ns_ = o.ctime_ns_;
     bytes_read_ = o.bytes_read_.load();
     reads_ = o.reads_.load();
   }
@@ -86,6 +99,12 @@ DirectFile& DirectFile::operator=(DirectFile&& o) noexcept {
 
 DirectFile::~DirectFile() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+bool DirectFile::changed_since_open() const {
+  struct stat st {};
+  if (fd_ < 0 || fstat(fd_, &st) != 0) return true;
+  return static_cast<uint64_t>(st.st_size) != size_ || ns(st.st_mtim) != mtime_ns_ || ns(st.st_ctim) != ctime_ns_;
 }
 
 void DirectFile::drop_page_cache() const {

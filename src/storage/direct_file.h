@@ -63,6 +63,11 @@ class DirectFile {
   // Drops the file's pages from the page cache (clean pages: nothing is lost).
   void drop_page_cache() const;
 
+  // Whether the file's size, modification or status-change time differ from when it was opened (fstat):
+  // any write or truncation through the filesystem changes them. Cheap (one system call): the streamer
+  // asks at every read and then checks every byte it reads (weight_streamer.h).
+  bool changed_since_open() const;
+
   const std::string& path() const { return path_; }
   uint64_t size_at_open() const { return size_; }
   bool direct() const { return direct_; }
@@ -74,6 +79,7 @@ class DirectFile {
   int fd_ = -1;
   bool direct_ = false;
   uint64_t size_ = 0;
+  int64_t mtime_ns_ = 0, ctime_ns_ = 0;  // at open
   mutable std::atomic<uint64_t> bytes_read_{0}, reads_{0};
 };
 

@@ -66,20 +66,24 @@ TEST(StreamPipeline, PlannerSpreadsStreamedFfnLayersAndPredictsBetweenTheBounds)
   const Plan p = make_plan(m, r, o);
   ASSERT_TRUE(p.fits);
   ASSERT_GT(p.streamed_bytes, 0u);
-  std::vector<bool> streamed_layer(static_cast<size_t>(m.n_layer), false), resident_layer(streamed_layer);
+  // One streamed FFN matrix per layer before any layer streams two (all the downs, layers spread, then the
+  // ups, then the gates): streamed counts per layer differ by at most one, and a kind streams only once
+  // every matrix of the kinds before it does. (At 75% of TinyLlama Q8_0: the 22 downs and some ups.)
+  std::vector<int> per_layer(static_cast<size_t>(m.n_layer), 0);
+  int n_kind[3] = {0, 0, 0};  // down, up, gate
   for (size_t i = 0; i < m.tensors.size(); ++i) {
     const TensorDesc& t = m.tensors[i];
-    if (t.role != TensorRole::kFfn || t.is_vector()) continue;
-    (p.where[i] == Where::kStreamed ? streamed_layer : resident_layer)[static_cast<size_t>(t.layer)] = true;
+    if (t.role != TensorRole::kFfn || t.is_vector() || p.where[i] != Where::kStreamed) continue;
+    ++per_layer[static_cast<size_t>(t.layer)];
+    ++n_kind[t.name.find("ffn_down") != std::string::npos ? 0 : t.name.find("ffn_up") != std::string::npos ? 1 : 2];
   }
-  // Some streamed layer comes before some fully resident one: not a suffix of the pass.
-  int first_streamed = -1, last_resident_only = -1;
-  for (int l = 0; l < m.n_layer; ++l) {
-    if (streamed_layer[l] && first_streamed < 0) first_streamed = l;
-    if (resident_layer[l] && !streamed_layer[l]) last_resident_only = l;
-  }
-  EXPECT_GE(first_streamed, 0);
-  EXPECT_LT(first_streamed, last_resident_only) << "streamed FFN layers should be spread, not the last ones";
+  EXPECT_GT(n_kind[0], 0);
+  if (n_kind[1] > 0) EXPECT_EQ(n_kind[0], m.n_layer);
+  if (n_kind[2] > 0) EXPECT_EQ(n_kind[1], m.n_layer);
+  EXPECT_LE(*std::max_element(per_layer.begin(), per_layer.end()) - *std::min_element(per_layer.begin(), per_layer.end()), 1);
+  // Spread: streamed layers in both halves of the pass, not its last layers.
+  EXPECT_GT(per_layer[1] + per_layer[2] + per_layer[3] + per_layer[4] + per_layer[5], 0);
+  EXPECT_GT(per_layer[16] + per_layer[17] + per_layer[18] + per_layer[19] + per_layer[20], 0);
   // Between max(t_dram, t_ssd, t_compute) (full overlap) and their sum (none).
   const StepTime& st = p.decode.step;
   EXPECT_GE(st.seconds, std::max({st.t_dram, st.t_ssd, st.t_compute}) - 1e-12);

@@ -32,7 +32,7 @@ std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
 
 TEST(StreamPack, SimdPackerMatchesScalarOnEveryTarget) {
   TargetScope scope;
-  const DType types[] = {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K};
+  const DType types[] = {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K, DType::Q5_0, DType::Q5_K, DType::Q6_K};
   int checked = 0;
   for (int64_t target : simd_targets()) {
     hwy::SetSupportedTargetsForTest(target);
@@ -71,7 +71,7 @@ TEST(StreamPack, FileLayoutMatmulEqualsRepackedBitForBit) {
   ThreadPool pool(2);
   for (int64_t target : simd_targets()) {
     hwy::SetSupportedTargetsForTest(target);
-    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q5_0, DType::Q5_K, DType::Q6_K}) {
       // 37 rows: full tiles and a partial one on every target; 1 and 3 tokens (GEMV and GEMM).
       const int64_t rows = 37, cols = 512;
       std::mt19937 rng(7);

@@ -164,6 +164,64 @@ TEST(WeightStreamer, ModifiedFileIsAClearError) {
   EXPECT_TRUE(threw);
 }
 
+// Reads split into many chunks (4 KiB here; 2 MiB by default), both readers on the earliest tensor: the
+// same bytes, at any slot count, in order and out of order.
+TEST(WeightStreamer, ChunkedReadsGiveTheSameBytes) {
+  const std::string path = temp("chunks.bin");
+  const auto bytes = write_random_file(path, 100000, 6);
+  const DirectFile f = DirectFile::open(path);
+  const auto ext = some_extents();
+  for (int slots : {1, 2, 3}) {
+    WeightStreamer s(f, ext, slots, true, 4096);
+    for (size_t i : {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 2, 4, 0}) {
+      const uint8_t* p = s.acquire(i);
+      EXPECT_EQ(std::memcmp(p, bytes.data() + ext[i].offset, ext[i].bytes), 0) << "tensor " << i << ", " << slots << " slots";
+      s.release(i);
+    }
+    EXPECT_GE(s.stats().reads, 13u);
+  }
+}
+
+// A large tensor (over kSampleMin) is checked one window per read while the file is unchanged (every byte
+// at the first read, then an eighth), and a write is still caught at the next read: the file's times
+// changed, so every window of every read is checked from then on.
+TEST(WeightStreamer, LargeTensorsAreCheckedByWindowAndWritesStillCaught) {
+  const std::string path = temp("large.bin");
+  const size_t n = 3 << 20;
+  write_random_file(path, n + 8192, 7);
+  const DirectFile f = DirectFile::open(path);
+  const std::vector<Extent> ext = {{"big", 4096, n}, {"small", n + 4096, 4000}};
+  WeightStreamer s(f, ext, 2);
+  for (int pass = 0; pass < 9; ++pass)
+    for (size_t i = 0; i < ext.size(); ++i) s.acquire(i), s.release(i);
+  // The read-ahead may have checked one more 'big' and 'small' read (up to 2 reads past the 18 acquired).
+  // 'big': all of it at the first read, then reads 2-9 check windows 1..7, 0 (all of it once more), a
+  // 10th read one more window; 'small' (under kSampleMin): all of it at each of its 9-10 reads.
+  const uint64_t checked = s.stats().bytes_checked;
+  EXPECT_GE(checked, 2 * n + 9 * 4000);
+  EXPECT_LE(checked, 2 * n + n / 8 + 64 + 10 * 4000);  // every byte of every read would be 9-10 x n
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  const uint8_t junk[1] = {0x5a};
+  ASSERT_EQ(pwrite(fd, junk, 1, 4096 + 123457), 1);  // inside 'big', in window 0
+  ::close(fd);
+  ASSERT_TRUE(f.changed_since_open());
+  bool threw = false;
+  for (int pass = 0; pass < 2 && !threw; ++pass)
+    for (size_t i = 0; i < ext.size() && !threw; ++i) {
+      try {
+        s.acquire(i);
+        s.release(i);
+      } catch (const Error& e) {
+        threw = true;
+        EXPECT_EQ(i, 0u);
+        EXPECT_NE(std::string(e.what()).find("'big'"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("modified"), std::string::npos) << e.what();
+      }
+    }
+  EXPECT_TRUE(threw);
+}
+
 TEST(Checksum, SeesChangedAndMovedBytes) {
   std::vector<uint8_t> a(1000);
   for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 7);
