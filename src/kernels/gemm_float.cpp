@@ -47,6 +47,13 @@ HWY_INLINE uint16_t Bits16(const void* p) {
 HWY_INLINE float OneW(const hwy::float16_t* p) { return fp16_to_f32(Bits16(p)); }
 HWY_INLINE float OneW(const hwy::bfloat16_t* p) { return bf16_to_f32(Bits16(p)); }
 
+// GEMV prefetch distance in weight elements: STRATA_FLOAT_GEMV_PREFETCH bytes ahead in each row.
+#ifndef STRATA_FLOAT_GEMV_PREFETCH
+#define STRATA_FLOAT_GEMV_PREFETCH 1024
+#endif
+template <class WT>
+constexpr int64_t kPrefetchElems = STRATA_FLOAT_GEMV_PREFETCH / static_cast<int64_t>(sizeof(WT));
+
 // out[t * RT + r] = dot(w[r][0..K), x[t][0..K)).
 template <class WT, size_t RT, size_t TT>
 HWY_NOINLINE void FloatTile(const WT* const* HWY_RESTRICT w, const float* const* HWY_RESTRICT x, int64_t K,
@@ -60,6 +67,11 @@ HWY_NOINLINE void FloatTile(const WT* const* HWY_RESTRICT w, const float* const*
   for (; k + N <= K; k += N) {
     VF xv[TT];
     for (size_t t = 0; t < TT; ++t) xv[t] = hn::LoadU(df, x[t] + k);
+    if constexpr (TT == 1) {
+      // GEMV streams the rows from DRAM: ask for them ahead (as the int8 kernels do), so more misses are in
+      // flight than the out-of-order window alone keeps. Past a row's end this is the next row: also read.
+      for (size_t r = 0; r < RT; ++r) __builtin_prefetch(w[r] + k + kPrefetchElems<WT>, 0, 3);
+    }
     for (size_t r = 0; r < RT; ++r) {
       const VF wv = LoadW(df, w[r] + k);
       for (size_t t = 0; t < TT; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
