@@ -10,6 +10,8 @@
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
 
+#include "kernels/rms_scale-inl.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -61,20 +63,11 @@ void RmsnormQuant(const float* HWY_RESTRICT x, const float* HWY_RESTRICT w, floa
   HWY_ALIGN float buf[32];
   for (int64_t r = 0; r < n_rows; ++r) {
     const float* xr = x + r * n;
-    auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-    int64_t i = 0;
-    for (; i + 2 * L <= n; i += 2 * L) {
-      const auto a = hn::LoadU(d, xr + i), b = hn::LoadU(d, xr + i + L);
-      acc0 = hn::MulAdd(a, a, acc0);
-      acc1 = hn::MulAdd(b, b, acc1);
-    }
-    double ss = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
-    for (; i < n; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-    const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+    const float scale = kernels::HWY_NAMESPACE::RmsScale(xr, n, eps);
     const auto vs = hn::Set(d, scale);
     if (n_slots == 0) {  // no quantized output: rmsnorm only
       float* yr = y + r * n;
-      i = 0;
+      int64_t i = 0;
       for (; i + L <= n; i += L) hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, xr + i), vs), hn::LoadU(d, w + i)), d, yr + i);
       for (; i < n; ++i) yr[i] = xr[i] * scale * w[i];
       continue;

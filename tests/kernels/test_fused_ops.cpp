@@ -19,6 +19,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/fused_ops.h"
+#include "kernels/kernel_test_util.h"  // tests/kernels
 #include "kernels/matmul.h"
 #include "kernels/matmul_internal.h"
 #include "kernels/ops.h"
@@ -32,22 +33,7 @@ using kernels::ActFormat;
 using kernels::ActSlot;
 using kernels::QAct;
 
-std::vector<float> randn(int64_t n, uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = normal(rng);
-  return x;
-}
 
-template <class Fn>
-void for_each_target(Fn&& fn) {
-  for (int64_t t : kernels::simd_targets()) {
-    hwy::SetSupportedTargetsForTest(t);
-    fn(std::string(hwy::TargetName(t)));
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
 
 // The three activation formats the int8 kernels use: Q4_0's (-8), Q4_K's (1), Q8_0's on VNNI (0, u8).
 const ActFormat kFormats[] = {{-8.0f, false}, {1.0f, false}, {0.0f, true}};
@@ -155,13 +141,6 @@ TEST(FusedOps, SwigluQuantMatchesReferenceAndTwoPasses) {
   }
 }
 
-std::vector<uint8_t> random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed) {
-  const std::vector<float> f = randn(rows * cols, seed, 0.05f);
-  const size_t rb = row_bytes(type, cols);
-  std::vector<uint8_t> w(static_cast<size_t>(rows) * rb);
-  for (int64_t r = 0; r < rows; ++r) quantize_row(type, f.data() + r * cols, w.data() + r * rb, cols);
-  return w;
-}
 
 TEST(FusedOps, MatmulOnQuantizedActsAndAccumulate) {
   constexpr int64_t kCols = 768;

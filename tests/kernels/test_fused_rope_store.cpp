@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "kernels/kernel_test_util.h"  // tests/kernels
 #include "kernels/ref/ops_ref.h"
 #include "kv/kv_cache.h"
 #include "kv/kv_format.h"
@@ -19,13 +20,6 @@
 namespace strata::test {
 namespace {
 
-std::vector<float> randn(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = normal(rng);
-  return x;
-}
 
 TEST(FusedRopeStore, RopeHeadMatchesReference) {
   const int head_dim = 24, n_rot = 10, n_head = 3;

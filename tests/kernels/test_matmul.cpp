@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
+#include "kernels/kernel_test_util.h"  // tests/kernels
 #include "kernels/matmul_registry.h"
 
 namespace strata::test {
@@ -113,18 +114,6 @@ void check(const Problem& p, int threads, bool repack, const std::string& what) 
   }
 }
 
-// Runs fn once per SIMD target compiled into the kernels that this CPU supports, with dispatch forced to it.
-template <class Fn>
-void for_each_target(Fn&& fn) {
-  const std::vector<int64_t> targets = kernels::simd_targets();
-  ASSERT_FALSE(targets.empty());
-  for (int64_t t : targets) {
-    hwy::SetSupportedTargetsForTest(t);
-    ASSERT_EQ(kernels::simd_target(), t) << "dispatch did not switch to " << hwy::TargetName(t);
-    fn(std::string(hwy::TargetName(t)));
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
 
 struct Shape {
   int64_t rows;

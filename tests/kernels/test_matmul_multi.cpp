@@ -13,40 +13,11 @@
 
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
+#include "kernels/kernel_test_util.h"  // tests/kernels
 #include "kernels/quantize_act.h"
 
 namespace strata::test {
 namespace {
-
-std::vector<uint8_t> random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.05f);
-  const size_t rb = row_bytes(type, cols);
-  std::vector<uint8_t> w(rows * rb);
-  std::vector<float> row(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (auto& v : row) v = normal(rng);
-    quantize_row(type, row.data(), w.data() + r * rb, cols);
-  }
-  return w;
-}
-
-std::vector<float> random_acts(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(n);
-  for (auto& v : x) v = normal(rng);
-  return x;
-}
-
-template <class Fn>
-void for_each_target(Fn&& fn) {
-  for (int64_t t : kernels::simd_targets()) {
-    hwy::SetSupportedTargetsForTest(t);
-    fn(std::string(hwy::TargetName(t)));
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
 
 TEST(MatmulMulti, SameAsOneMatmulPerWeight) {
   constexpr int64_t kCols = 768;  // 3 superblocks of the k-quants, 24 blocks of 32
@@ -68,7 +39,7 @@ TEST(MatmulMulti, SameAsOneMatmulPerWeight) {
     std::vector<const kernels::Weight*> wp;
     for (const auto& w : ws) wp.push_back(&w);
     for (int64_t n_tok : {1, 5, 40}) {
-      const std::vector<float> x = random_acts(n_tok * kCols, 100 + n_tok);
+      const std::vector<float> x = randn(n_tok * kCols, 100 + n_tok);
       for_each_target([&](const std::string& target) {
         for (int threads : {1, 2, 3}) {
           ThreadPool pool(threads);
@@ -99,7 +70,7 @@ TEST(MatmulMulti, ManyWeightsSpanSeveralSections) {
   for (int i = 0; i < 11; ++i) ws.push_back(kernels::prepare_weight(DType::Q4_0, data[i].data(), 3 + i, cols));
   std::vector<const kernels::Weight*> wp;
   for (const auto& w : ws) wp.push_back(&w);
-  const std::vector<float> x = random_acts(2 * cols, 3);
+  const std::vector<float> x = randn(2 * cols, 3);
   ThreadPool pool(2);
   std::vector<std::vector<float>> got, want;
   std::vector<float*> outs;
@@ -117,7 +88,7 @@ TEST(MatmulMulti, ManyWeightsSpanSeveralSections) {
 // every target, at a length of 7 blocks.
 TEST(QuantizeAct, U8OffsetIsTheSignedFormatPlus128) {
   const int64_t n = 7 * 32;
-  const std::vector<float> x = random_acts(2 * n, 11);
+  const std::vector<float> x = randn(2 * n, 11);
   for_each_target([&](const std::string& target) {
     std::vector<kernels::QAct> s(2 * n / 32), u(2 * n / 32);
     kernels::quantize_act_rows(x.data(), 2, n, s.data(), -8.0f, false);
