@@ -2,6 +2,8 @@
 // its peak resident memory (VmHWM, sampled in a child process so that nothing else counts) under the
 // budget; the same model used in place from the mapped file goes over it (so the check can fail).
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,7 +103,15 @@ TEST(MemBudget, PeakResidentMemoryStaysUnderMem) {
               file_bytes / 1048576.0, mem / 1048576.0, p.peak_bytes / 1048576.0, streamed_peak / 1048576.0,
               mapped_peak / 1048576.0);
   ASSERT_GT(streamed_peak, 0);
-  EXPECT_LE(streamed_peak, mem);
+  // Under AddressSanitizer the process also holds ASan's shadow memory and freed-memory quarantine, which are
+  // not strata's allocations: the sanitized run (scripts/test.sh sets STRATA_SANITIZED) allows 32 MiB for
+  // them (a Release run peaks near 23 MiB here, an ASan run near 68).
+  const char* sanitized = std::getenv("STRATA_SANITIZED");
+  const int64_t sanitizer_slack = (sanitized && *sanitized && *sanitized != '0') ? (32ll << 20) : 0;
+  if (sanitizer_slack > 0)
+    std::printf("[ INFO     ] sanitized build: allowing %.0f MiB over --mem for ASan's own memory\n",
+                sanitizer_slack / 1048576.0);
+  EXPECT_LE(streamed_peak, mem + sanitizer_slack);
   EXPECT_GT(mapped_peak, mem) << "the mapped model should not fit: the test would prove nothing";
 }
 
