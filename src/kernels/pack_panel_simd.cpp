@@ -59,6 +59,46 @@ HWY_INLINE void StoreBytes4(VU v, size_t R, uint8_t* dst) {
 HWY_INLINE VU PairLow(VU a, VU b, VU m4) { return hn::Or(hn::And(a, m4), hn::ShiftLeft<4>(hn::And(b, m4))); }
 HWY_INLINE VU PairHigh(VU a, VU b, VU m4) { return hn::Or(hn::And(hn::ShiftRight<4>(a), m4), hn::AndNot(m4, b)); }
 
+// The 16 bytes of a legacy 4-bit block's qs (qs[j]: column j low, column j + 16 high) as the panel's 4
+// value vectors of a 32-column group (Q4_0, Q4_1, Q5_0's nibbles).
+HWY_INLINE void PackNibbles16(const uint8_t* qs, VI offs, size_t vec, uint8_t* v) {
+  const VU m4 = hn::Set(DU(), 0x0F0F0F0Fu);
+  const VU a0 = Gather(qs, offs), a1 = Gather(qs + 4, offs), a2 = Gather(qs + 8, offs), a3 = Gather(qs + 12, offs);
+  StoreWords(PairLow(a0, a1, m4), v);
+  StoreWords(PairLow(a2, a3, m4), v + vec);
+  StoreWords(PairHigh(a0, a1, m4), v + 2 * vec);
+  StoreWords(PairHigh(a2, a3, m4), v + 3 * vec);
+}
+
+// The 32 bytes of a K-quant's 64-column chunk (q[l]: column l low, column 32 + l high) as the panel's two
+// groups: lo gets the 4 nibble vectors of columns 0-31, hi those of columns 32-63 (Q4_K, Q5_K).
+HWY_INLINE void PackNibbles32(const uint8_t* q, VI offs, size_t vec, uint8_t* lo, uint8_t* hi) {
+  const VU m4 = hn::Set(DU(), 0x0F0F0F0Fu);
+  VU w[8];
+  for (int k = 0; k < 8; ++k) w[k] = Gather(q + 4 * k, offs);
+  for (int p = 0; p < 4; ++p) {
+    StoreWords(PairLow(w[2 * p], w[2 * p + 1], m4), lo + p * vec);
+    StoreWords(PairHigh(w[2 * p], w[2 * p + 1], m4), hi + p * vec);
+  }
+}
+
+// The meta section of a Q4_K/Q5_K superblock (the same fields at the same offsets): d, dmin, then the 8
+// six-bit scales and 8 mins as bytes (ggml's get_scale_min_k4 on 32-bit lanes).
+HWY_INLINE void PackKMeta(const uint8_t* b, VI offs, size_t R, uint8_t* m) {
+  const DU du;
+  const VU m4 = hn::Set(du, 0x0F0F0F0Fu), m6 = hn::Set(du, 0x3F3F3F3Fu), m30 = hn::Set(du, 0x30303030u);
+  const VU h = Gather(b, offs);
+  StoreHalves(h, m);
+  StoreHalves(hn::ShiftRight<16>(h), m + 2 * R);
+  const VU s0 = Gather(b + 4, offs), s1 = Gather(b + 8, offs), s2 = Gather(b + 12, offs);
+  // Sub-blocks 0-3: the low 6 bits of scales[0..3] (scale) and scales[4..7] (min). Sub-blocks 4-7: the
+  // nibbles of scales[8..11] with the top 2 bits of scales[0..3] / scales[4..7] as bits 4-5.
+  StoreBytes4(hn::And(s0, m6), R, m + 4 * R);
+  StoreBytes4(hn::Or(hn::And(s2, m4), hn::And(hn::ShiftRight<2>(s0), m30)), R, m + 8 * R);
+  StoreBytes4(hn::And(s1, m6), R, m + 12 * R);
+  StoreBytes4(hn::Or(hn::And(hn::ShiftRight<4>(s2), m4), hn::And(hn::ShiftRight<2>(s1), m30)), R, m + 16 * R);
+}
+
 // Q4_0 (d, qs[16]) and Q4_1 (d, m, qs[16]): one 32-column group; qs[j] holds column j (low nibble) and
 // column j + 16 (high nibble).
 template <bool kHasMin>
@@ -66,20 +106,13 @@ void PackQ4Legacy(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t me
                   uint8_t* meta, uint8_t* vals) {
   constexpr size_t kBlock = kHasMin ? sizeof(block_q4_1) : sizeof(block_q4_0);
   constexpr size_t kQs = kHasMin ? 4 : 2;
-  const VU m4 = hn::Set(DU(), 0x0F0F0F0Fu);
   const size_t vec = 4 * R;
   for (int64_t s = 0; s < n_sb; ++s) {
     const uint8_t* b = src + s * kBlock;
     const VU h = Gather(b, offs);
     StoreHalves(h, meta + s * meta_sb);
     if constexpr (kHasMin) StoreHalves(hn::ShiftRight<16>(h), meta + s * meta_sb + 2 * R);
-    const VU a0 = Gather(b + kQs, offs), a1 = Gather(b + kQs + 4, offs);
-    const VU a2 = Gather(b + kQs + 8, offs), a3 = Gather(b + kQs + 12, offs);
-    uint8_t* v = vals + s * val_sb;
-    StoreWords(PairLow(a0, a1, m4), v);
-    StoreWords(PairLow(a2, a3, m4), v + vec);
-    StoreWords(PairHigh(a0, a1, m4), v + 2 * vec);
-    StoreWords(PairHigh(a2, a3, m4), v + 3 * vec);
+    PackNibbles16(b + kQs, offs, vec, vals + s * val_sb);
   }
 }
 
@@ -100,33 +133,14 @@ void PackQ8_0(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_s
 // 64c + 32 + l (high nibble).
 void PackQ4_K(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_sb, size_t val_sb, uint8_t* meta,
               uint8_t* vals) {
-  const DU du;
-  const VU m4 = hn::Set(du, 0x0F0F0F0Fu), m6 = hn::Set(du, 0x3F3F3F3Fu), m30 = hn::Set(du, 0x30303030u);
   const size_t vec = 4 * R;
   for (int64_t s = 0; s < n_sb; ++s) {
     const uint8_t* b = src + s * sizeof(block_q4_K);
-    uint8_t* m = meta + s * meta_sb;
-    const VU h = Gather(b, offs);
-    StoreHalves(h, m);
-    StoreHalves(hn::ShiftRight<16>(h), m + 2 * R);
-    const VU s0 = Gather(b + 4, offs), s1 = Gather(b + 8, offs), s2 = Gather(b + 12, offs);
-    // Sub-blocks 0-3: the low 6 bits of scales[0..3] (scale) and scales[4..7] (min). Sub-blocks 4-7: the
-    // nibbles of scales[8..11] with the top 2 bits of scales[0..3] / scales[4..7] as bits 4-5.
-    StoreBytes4(hn::And(s0, m6), R, m + 4 * R);
-    StoreBytes4(hn::Or(hn::And(s2, m4), hn::And(hn::ShiftRight<2>(s0), m30)), R, m + 8 * R);
-    StoreBytes4(hn::And(s1, m6), R, m + 12 * R);
-    StoreBytes4(hn::Or(hn::And(hn::ShiftRight<4>(s2), m4), hn::And(hn::ShiftRight<2>(s1), m30)), R, m + 16 * R);
+    PackKMeta(b, offs, R, meta + s * meta_sb);
     uint8_t* v = vals + s * val_sb;
-    for (int c = 0; c < 4; ++c) {
-      const uint8_t* q = b + 16 + 32 * c;
-      VU w[8];
-      for (int k = 0; k < 8; ++k) w[k] = Gather(q + 4 * k, offs);
-      uint8_t* lo = v + (2 * c) * 4 * vec;  // group 2c: the low nibbles
-      uint8_t* hi = lo + 4 * vec;           // group 2c + 1: the high nibbles
-      for (int p = 0; p < 4; ++p) {
-        StoreWords(PairLow(w[2 * p], w[2 * p + 1], m4), lo + p * vec);
-        StoreWords(PairHigh(w[2 * p], w[2 * p + 1], m4), hi + p * vec);
-      }
+    for (int c = 0; c < 4; ++c) {  // group 2c: the low nibbles; group 2c + 1: the high nibbles
+      uint8_t* lo = v + (2 * c) * 4 * vec;
+      PackNibbles32(b + 16 + 32 * c, offs, vec, lo, lo + 4 * vec);
     }
   }
 }
@@ -145,39 +159,19 @@ HWY_INLINE VU Every4thBit(VU x) {
 // bit of column 4c + j, i.e. bit 4c + j of qh.
 void PackQ5_0(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_sb, size_t val_sb, uint8_t* meta,
               uint8_t* vals) {
-  const VU m4 = hn::Set(DU(), 0x0F0F0F0Fu);
   const size_t vec = 4 * R;
   for (int64_t s = 0; s < n_sb; ++s) {
     const uint8_t* b = src + s * sizeof(block_q5_0);
     const VU h = Gather(b, offs);  // d, qh[0..1]
     StoreHalves(h, meta + s * meta_sb);
     const VU qh = Gather(b + 2, offs);
-    const VU a0 = Gather(b + 6, offs), a1 = Gather(b + 10, offs), a2 = Gather(b + 14, offs), a3 = Gather(b + 18, offs);
     uint8_t* v = vals + s * val_sb;
-    StoreWords(PairLow(a0, a1, m4), v);
-    StoreWords(PairLow(a2, a3, m4), v + vec);
-    StoreWords(PairHigh(a0, a1, m4), v + 2 * vec);
-    StoreWords(PairHigh(a2, a3, m4), v + 3 * vec);
+    PackNibbles16(b + 6, offs, vec, v);
     const VU hb = hn::Or(hn::Or(Every4thBit(qh), hn::ShiftLeft<8>(Every4thBit(hn::ShiftRight<1>(qh)))),
                          hn::Or(hn::ShiftLeft<16>(Every4thBit(hn::ShiftRight<2>(qh))),
                                 hn::ShiftLeft<24>(Every4thBit(hn::ShiftRight<3>(qh)))));
     StoreWords(hb, v + 4 * vec);
   }
-}
-
-// The meta section of a Q4_K/Q5_K superblock (the same fields at the same offsets): d, dmin, then the 8
-// six-bit scales and 8 mins as bytes (ggml's get_scale_min_k4 on 32-bit lanes).
-HWY_INLINE void PackKMeta(const uint8_t* b, VI offs, size_t R, uint8_t* m) {
-  const DU du;
-  const VU m4 = hn::Set(du, 0x0F0F0F0Fu), m6 = hn::Set(du, 0x3F3F3F3Fu), m30 = hn::Set(du, 0x30303030u);
-  const VU h = Gather(b, offs);
-  StoreHalves(h, m);
-  StoreHalves(hn::ShiftRight<16>(h), m + 2 * R);
-  const VU s0 = Gather(b + 4, offs), s1 = Gather(b + 8, offs), s2 = Gather(b + 12, offs);
-  StoreBytes4(hn::And(s0, m6), R, m + 4 * R);
-  StoreBytes4(hn::Or(hn::And(s2, m4), hn::And(hn::ShiftRight<2>(s0), m30)), R, m + 8 * R);
-  StoreBytes4(hn::And(s1, m6), R, m + 12 * R);
-  StoreBytes4(hn::Or(hn::And(hn::ShiftRight<4>(s2), m4), hn::And(hn::ShiftRight<2>(s1), m30)), R, m + 16 * R);
 }
 
 // Q5_K (d, dmin, scales[12], qh[32], qs[128]): meta and nibbles as Q4_K (groups of 5 vectors instead of
@@ -186,7 +180,7 @@ HWY_INLINE void PackKMeta(const uint8_t* b, VI offs, size_t R, uint8_t* m) {
 void PackQ5_K(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_sb, size_t val_sb, uint8_t* meta,
               uint8_t* vals) {
   const DU du;
-  const VU m4 = hn::Set(du, 0x0F0F0F0Fu), one = hn::Set(du, 0x01010101u);
+  const VU one = hn::Set(du, 0x01010101u);
   const size_t vec = 4 * R;
   for (int64_t s = 0; s < n_sb; ++s) {
     const uint8_t* b = src + s * sizeof(block_q5_K);
@@ -195,15 +189,9 @@ void PackQ5_K(const uint8_t* src, VI offs, size_t R, int64_t n_sb, size_t meta_s
     for (int k = 0; k < 8; ++k) qh[k] = Gather(b + 16 + 4 * k, offs);
     uint8_t* v = vals + s * val_sb;
     for (int c = 0; c < 4; ++c) {
-      const uint8_t* q = b + 48 + 32 * c;
-      VU w[8];
-      for (int k = 0; k < 8; ++k) w[k] = Gather(q + 4 * k, offs);
       uint8_t* lo = v + (2 * c) * 5 * vec;  // group 2c: the low nibbles, 5th bits from bit 2c
       uint8_t* hi = lo + 5 * vec;           // group 2c + 1: the high nibbles, bit 2c + 1
-      for (int p = 0; p < 4; ++p) {
-        StoreWords(PairLow(w[2 * p], w[2 * p + 1], m4), lo + p * vec);
-        StoreWords(PairHigh(w[2 * p], w[2 * p + 1], m4), hi + p * vec);
-      }
+      PackNibbles32(b + 48 + 32 * c, offs, vec, lo, hi);
       VU hb_lo = hn::Zero(du), hb_hi = hn::Zero(du);
       for (int k = 0; k < 8; ++k) {
         const VU x = hn::Shr(qh[k], hn::Set(du, static_cast<uint32_t>(2 * c)));
