@@ -37,7 +37,7 @@ profile="$out/profile.json"
 [[ -s $profile ]] || profile=""
 
 csv="$out/results.csv"
-echo "fraction,limit_bytes,mode,tg_ts,ssd_mib_per_token,major_faults,fs_read_mib,peak_rss_mib,predicted_tg_ts,status,load1" > "$csv"
+echo "fraction,limit_bytes,mode,tg_ts,ssd_mib_per_token,major_faults,fs_read_mib,peak_rss_mib,predicted_tg_ts,status,load1,ssd_gbps_used,ssd_rate_source" > "$csv"
 
 run_limited() {  # limit_bytes logfile cmd...: runs cmd inside a fresh memory cgroup; prints its exit status
   local limit=$1 log=$2; shift 2
@@ -58,10 +58,12 @@ run_limited() {  # limit_bytes logfile cmd...: runs cmd inside a fresh memory cg
 
 for f in $fractions; do
   limit=$(( size * f / 100 ))
-  predicted=""
+  predicted="" ssd_used="" ssd_source=""
   if [[ -n $profile ]]; then
-    predicted=$("$strata" plan -m "$model" --mem "$limit" --ctx $((n_gen + 1)) --threads "$threads" \
-      --profile "$profile" --json 2>/dev/null | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["predicted_tg_ts"],3))' || true)
+    # The prediction, and the SSD rate the plan priced the streamed bytes at (re-read / first-read).
+    read -r predicted ssd_used ssd_source < <("$strata" plan -m "$model" --mem "$limit" --ctx $((n_gen + 1)) \
+      --threads "$threads" --profile "$profile" --json 2>/dev/null | python3 -c 'import json,sys; j = json.load(sys.stdin)
+print(round(j["predicted_tg_ts"], 3), round(j.get("ssd_gbps_used", j["machine"]["ssd_seq_gbps"]), 3), j.get("ssd_rate_source", "stream"))' || true) || true
   fi
   for mode in $modes; do
     log="$out/run-$f-$mode.log"
@@ -84,7 +86,7 @@ PY
     status=ok
     [[ $rc != 0 ]] && status="failed rc=$rc"
     [[ $rc == 137 ]] && status=killed
-    echo "$f,$limit,$mode,$tg,$stream,${flt:-},$(( ${inp:-0} * 512 / 1048576 )),$(( ${rss:-0} / 1024 )),$predicted,$status,$load1" | tee -a "$csv"
+    echo "$f,$limit,$mode,$tg,$stream,${flt:-},$(( ${inp:-0} * 512 / 1048576 )),$(( ${rss:-0} / 1024 )),$predicted,$status,$load1,$ssd_used,$ssd_source" | tee -a "$csv"
   done
 done
 
@@ -94,8 +96,8 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 out, size = sys.argv[2], int(sys.argv[3])
 # llama.cpp b4747 on this kind of machine (../shared/reference/llamacpp-baseline.md), Q8_0 tinyllama, 1.17 GB.
 llama = {100: 17.5, 90: 1.23, 75: 0.83, 50: 0.69}
-md = ["| budget | limit | strata --mem t/s | predicted t/s | pred. error | SSD MiB/token | peak RSS MiB | strata mmap t/s | mmap major faults | llama.cpp t/s |",
-      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+md = ["| budget | limit | strata --mem t/s | predicted t/s | pred. error | SSD MiB/token | SSD GB/s got | SSD GB/s planned | peak RSS MiB | strata mmap t/s | mmap major faults | llama.cpp t/s |",
+      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 by = {}
 for r in rows: by.setdefault(int(r["fraction"]), {})[r["mode"]] = r
 for f in sorted(by, reverse=True):
@@ -104,8 +106,12 @@ for f in sorted(by, reverse=True):
     err = ""
     if m.get("tg_ts") and m.get("predicted_tg_ts"):
         err = f'{(float(m["predicted_tg_ts"]) / float(m["tg_ts"]) - 1) * 100:+.0f}%'
+    got = ""  # what the disk delivered to the streamer: bytes per token x tokens/s
+    if m.get("tg_ts") and m.get("ssd_mib_per_token"):
+        got = f'{float(m["ssd_mib_per_token"]) * 1048576 * float(m["tg_ts"]) / 1e9:.2f}'
+    used = f'{m["ssd_gbps_used"]} ({m.get("ssd_rate_source", "")})' if m.get("ssd_gbps_used") else ""
     md.append(f'| {f}% | {int(m.get("limit_bytes", p.get("limit_bytes", 0))) / 1e6:.0f} MB | {ts(m)} | {m.get("predicted_tg_ts", "")} | {err} | '
-              f'{m.get("ssd_mib_per_token", "")} | {m.get("peak_rss_mib", "")} | {ts(p) if p else "-"} | {p.get("major_faults", "")} | {llama.get(f, "-")} |')
+              f'{m.get("ssd_mib_per_token", "")} | {got} | {used} | {m.get("peak_rss_mib", "")} | {ts(p) if p else "-"} | {p.get("major_faults", "")} | {llama.get(f, "-")} |')
 open(f"{out}/results.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 # SVG: decode t/s vs budget (log scale), strata --mem, predicted, strata mmap, llama.cpp.
@@ -154,9 +160,10 @@ for key, field in (("dram_read_gbps", "gbps"), ("fma_f32_gflops", "gflops"), ("i
     for e in j.get(key, []):
         if field in e: e[field] *= k
 json.dump(j, open(f"{out}/profile-load-adjusted.json", "w"))
-ssd = j['ssd'].get('stream_read_gbps') or j['ssd']['seq_read_gbps']  # what the planner uses (plan/roofline.cpp)
-print(f"unlimited: measured {unl:.2f} t/s, predicted {p0:.2f}: CPU-side rates scaled by {k:.3f}; SSD {ssd:.2f} GB/s "
-      f"(streaming; first-read sequential {j['ssd']['seq_read_gbps']:.2f})\n")
+ssd = j['ssd'].get('stream_read_gbps') or j['ssd']['seq_read_gbps']  # first read; plans may use a re-read rate
+rr = ", ".join(f"{r['gbps']:.2f} over {r['set_bytes'] / 1048576:.0f} MiB" for r in j['ssd'].get('reread', []))
+print(f"unlimited: measured {unl:.2f} t/s, predicted {p0:.2f}: CPU-side rates scaled by {k:.3f}; SSD streaming "
+      f"{ssd:.2f} GB/s first pass (re-read: {rr or 'not measured'}; sequential {j['ssd']['seq_read_gbps']:.2f})\n")
 print("| budget | measured t/s | load-adjusted predicted | error | roofline t/s (resident/DRAM + streamed/SSD) | measured / roofline |")
 print("|---:|---:|---:|---:|---:|---:|")
 for r in csv.DictReader(open(f"{out}/results.csv")):

@@ -72,7 +72,11 @@ void print_table(const plan::ModelDesc& m, const plan::Plan& p, const plan::Reso
   fmt::print("machine    {} ({}): {} threads, DRAM {:.1f} GB/s, int8 {:.0f} GOP/s, f32 {:.0f} GFLOP/s (x{} "
              "efficiency), SSD {:.2f} GB/s{}\n",
              prof.name, prof.source, r.threads, r.dram_gbps, r.int8_gops, r.f32_gflops, r.compute_efficiency,
-             r.ssd_seq_gbps, r.ssd_assumed ? " (assumed)" : "");
+             r.ssd_seq_gbps,
+             r.ssd_assumed                                     ? std::string(" (assumed)")
+             : std::string(p.ssd_rate.source) == "reread"     ? fmt::format(" (re-read rate of a {} set)", hb(static_cast<uint64_t>(p.ssd_rate.set_bytes)))
+             : std::string(p.ssd_rate.source) == "first_read" ? std::string(" (first-read rate)")
+                                                               : std::string(""));
   fmt::print("budget     {} ({}), context {} tokens, KV {}{}\n\n", hb(static_cast<uint64_t>(p.mem_bytes)), mem_source,
              p.ctx, kv::format_name(p.kv.k),
              p.kv.k == p.kv.v ? "" : fmt::format("/{}", kv::format_name(p.kv.v)));

@@ -38,12 +38,14 @@ void print_summary(const plan::MachineProfile& p, const std::string& path) {
     fmt::print("int8 dot   {:>6.1f} GOP/s   {} thread{}\n", r.value, r.threads, r.threads == 1 ? "" : "s");
   if (p.has_ssd) {
     fmt::print("ssd        {}{}: sequential {:.2f} GB/s (first read, 4 MiB, QD1), streaming {:.2f} GB/s "
-               "(repeated reads, 2 MiB, QD2{}: what the planner uses), 4 KiB random {:.0f} IOPS (QD1), {:.0f} IOPS "
-               "(QD8)\n",
+               "(first pass, 2 MiB, QD2{}), 4 KiB random {:.0f} IOPS (QD1), {:.0f} IOPS (QD8)\n",
                p.ssd.path, p.ssd.direct_io ? " (O_DIRECT)" : " (buffered: O_DIRECT not supported here)",
                p.ssd.seq_read_gbps, p.ssd.stream_read_gbps,
                p.ssd.stream_file.empty() ? "" : ", over " + p.ssd.stream_file, p.ssd.rand4k_qd1_iops,
                p.ssd.rand4k_qd8_iops);
+    for (const auto& r : p.ssd.reread)
+      fmt::print("ssd reread {:>6.2f} GB/s   passes over the same {} (the planner's rate for streamed sets up to it)\n",
+                 r.gbps, human_bytes(r.set_bytes));
   }
   fmt::print("saved      {}\n", path);
 }

@@ -515,6 +515,9 @@ Plan make_plan(const ModelDesc& m, const MachineRates& rates, const PlanOptions&
 
   // Predictions.
   const Traffic tr = traffic(m, p.where);
+  // The streamed set is read again every token: its re-read rate when a measured re-read set holds it.
+  p.ssd_rate = choose_ssd_rate(rates, tr.ssd > 0 ? tr.ssd : HUGE_VAL);
+  p.rates.ssd_seq_gbps = p.ssd_rate.gbps;
   const TokenOps ops = token_ops(m);
   p.n_prompt = std::max<int64_t>(1, std::min(opt.n_prompt, p.ctx));
   p.n_batch = static_cast<int64_t>(nb);
@@ -539,6 +542,17 @@ Plan make_plan(const ModelDesc& m, const MachineRates& rates, const PlanOptions&
     p.notes.push_back(fmt::format("{:.0f}% of the weights stream from SSD each token through a ring of {} x {}",
                                   100.0 * tr.ssd / tr.dram, opt.ring_slots,
                                   human_bytes(static_cast<double>(b.ring_slot))));
+  if (p.streamed_bytes > 0 && tr.ssd > 0 && !rates.ssd_reread.empty())
+    p.notes.push_back(
+        std::string(p.ssd_rate.source) == "reread"
+            ? fmt::format("SSD priced at the re-read rate {:.2f} GB/s: the {} streamed each token fit the {} "
+                          "set the probe re-read (first read: {:.2f} GB/s)",
+                          p.ssd_rate.gbps, human_bytes(tr.ssd), human_bytes(static_cast<double>(p.ssd_rate.set_bytes)),
+                          rates.ssd_seq_gbps)
+            : fmt::format("SSD priced at the first-read rate {:.2f} GB/s: the {} streamed each token exceed every "
+                          "set the probe re-read (largest {})",
+                          p.ssd_rate.gbps, human_bytes(tr.ssd),
+                          human_bytes(static_cast<double>(rates.ssd_reread.front().set_bytes))));
   if (rates.ssd_assumed && p.streamed_bytes > 0)
     p.notes.push_back(fmt::format("the profile has no SSD measurement: assuming {} GB/s sequential reads "
                                   "(`strata probe` measures it)", kAssumedSsdSeqGbps));
@@ -655,6 +669,9 @@ std::string plan_to_json(const ModelDesc& m, const Plan& p, const Advice* advice
   j["n_prompt"] = p.n_prompt;
   j["n_batch"] = p.n_batch;
   j["ttft_s"] = p.ttft_s;
+  j["ssd_gbps_used"] = p.ssd_rate.gbps;
+  j["ssd_rate_source"] = p.ssd_rate.source;
+  j["ssd_reread_set_bytes"] = p.ssd_rate.set_bytes;
   j["bytes_per_token_dram"] = p.decode.dram_bytes;
   j["bytes_per_token_ssd"] = p.decode.ssd_bytes;
   j["bound"] = {{"prefill", bound_name(p.prefill.step.bound)}, {"decode", bound_name(p.decode.step.bound)},

@@ -108,7 +108,8 @@ struct Plan {
   bool fits = false;
   int64_t mem_bytes = 0, ctx = 0;
   kv::KvFormatSpec kv;
-  MachineRates rates;
+  MachineRates rates;              // as given, but ssd_seq_gbps = ssd_rate.gbps
+  SsdRateChoice ssd_rate;          // the rate streamed bytes are priced at, and why (roofline.h)
   std::vector<Where> where;        // parallel to ModelDesc::tensors
   uint64_t weight_bytes = 0, resident_bytes = 0, streamed_bytes = 0;
   double kv_bytes_per_token = 0;   // all layers, K and V

@@ -27,6 +27,15 @@ struct RatePoint {
   double value = 0;  // GB/s, GFLOP/s or GOP/s
 };
 
+// The re-read rate of a set of `set_bytes` of the file: whole passes over the same bytes again and again, as
+// the weight streamer reads its streamed set every token. A host that caches the virtual disk (a VM) or a
+// device cache serves a set that fits it faster than a first read; a set larger than such an LRU cache gets
+// ~no hits on cyclic passes, i.e. the first-read rate.
+struct RereadPoint {
+  int64_t set_bytes = 0;
+  double gbps = 0;
+};
+
 struct SsdProfile {
   std::string path;          // the directory the test file was created in
   bool direct_io = false;    // O_DIRECT worked; otherwise the reads went through the page cache (evicted first)
@@ -36,7 +45,12 @@ struct SsdProfile {
   // read again and again (the streamer reads the same bytes every token; on a VM the host may cache the
   // virtual disk, so repeated reads can run faster than a first one). The median of the whole passes after
   // the first; 0 in profiles written before 2026-11-29 15:00 (the planner then uses seq_read_gbps).
+  // Since session 5 (profiles with `reread`): the FIRST pass of that pattern over the measured region
+  // (cold, or as cold as a file recently read can be), the rate for streamed sets larger than any re-read set.
   double stream_read_gbps = 0;
+  // Re-read rates, largest set first (suffixes of the region, see measure_stream_rates); empty in profiles
+  // written before session 5 (the planner then prices every streamed set at stream_read_gbps).
+  std::vector<RereadPoint> reread;
   std::string stream_file;   // when set (`--ssd-file`): stream_read_gbps was measured over this file (a model)
   double rand4k_qd1_iops = 0;  // 4 KiB reads at random offsets, one at a time
   double rand4k_qd8_iops = 0;  // the same with 8 reads in flight
@@ -86,7 +100,16 @@ int64_t last_level_cache_bytes(const std::vector<CacheInfo>& caches);
 // Best-of-`passes` read bandwidth in GB/s of a streaming pass over `bytes` with `threads` threads.
 double measure_dram_read_gbps(int64_t bytes, int threads, int passes);
 SsdProfile measure_ssd(const std::string& dir, int64_t file_bytes, double seconds_per_test);
-// SsdProfile::stream_read_gbps over the first max_bytes of an existing file (read only, O_DIRECT if it can).
+// The weight streamer itself (storage::WeightStreamer: 2 MiB reads, two in flight, a ring of 2 slots) over the
+// first max_bytes of an existing file (read only, O_DIRECT if it can), cut into 12 MiB "tensors": one first
+// pass over the whole region, then two timed passes over each set: the region's suffixes of 4/4, 3/4, 2/4
+// and 1/4 of it (after a pass over the region an LRU cache holds its suffix, so no warm-up pass is needed).
+struct StreamReadRates {
+  double first_gbps = 0;            // the first pass
+  std::vector<RereadPoint> reread;  // largest set first
+};
+StreamReadRates measure_stream_rates(const std::string& file, int64_t max_bytes);
+// StreamReadRates::first_gbps of the file (kept for callers of the pre-session-5 probe).
 double measure_stream_read_gbps(const std::string& file, int64_t max_bytes, double seconds_per_test);
 
 // $STRATA_PROFILE, else $HOME/.cache/strata/profile.json.

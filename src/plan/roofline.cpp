@@ -37,15 +37,29 @@ MachineRates rates_at(const MachineProfile& p, int threads, double compute_effic
   if (!(m.int8_gops > 0)) m.int8_gops = 2 * m.f32_gflops;
   m.compute_efficiency = compute_efficiency > 0 ? compute_efficiency : 0.5;
   if (p.has_ssd && p.ssd.seq_read_gbps > 0) {
-    // What the streamer gets (its read size, two in flight, repeated reads) when the profile has it.
+    // What the streamer gets (its read size, two in flight; since session 5 its first pass) when the profile
+    // has it; a plan may replace it by a re-read rate (choose_ssd_rate).
     m.ssd_seq_gbps = p.ssd.stream_read_gbps > 0 ? p.ssd.stream_read_gbps : p.ssd.seq_read_gbps;
     m.ssd_rand_iops = p.ssd.rand4k_qd1_iops > 0 ? p.ssd.rand4k_qd1_iops : kAssumedSsdRandIops;
+    m.ssd_reread = p.ssd.reread;
   } else {
     m.ssd_seq_gbps = kAssumedSsdSeqGbps;
     m.ssd_rand_iops = kAssumedSsdRandIops;
     m.ssd_assumed = true;
   }
   return m;
+}
+
+SsdRateChoice choose_ssd_rate(const MachineRates& m, double streamed_bytes_per_token) {
+  SsdRateChoice c;
+  c.gbps = m.ssd_seq_gbps;
+  c.source = m.ssd_assumed ? "assumed" : "stream";
+  if (m.ssd_assumed || m.ssd_reread.empty()) return c;
+  c.source = "first_read";
+  for (const RereadPoint& r : m.ssd_reread)  // the smallest measured set that holds the streamed set
+    if (static_cast<double>(r.set_bytes) >= streamed_bytes_per_token && (c.set_bytes == 0 || r.set_bytes < c.set_bytes))
+      c = {r.gbps, "reread", r.set_bytes};
+  return c;
 }
 
 const char* bound_name(Bound b) {

@@ -12,6 +12,7 @@
 // hence the efficiency factor.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "plan/probe.h"
 
@@ -23,7 +24,10 @@ struct MachineRates {
   double dram_gbps = 0;         // GB/s (1e9 bytes/s)
   double f32_gflops = 0;        // peak f32 FMA rate, GFLOP/s
   double int8_gops = 0;         // peak int8 dot-product rate, GOP/s
-  double ssd_seq_gbps = 0;      // sequential read, GB/s
+  double ssd_seq_gbps = 0;      // streaming read, GB/s: the probe's first-read streaming rate (or its older
+                                // streaming / sequential figure); a plan replaces it by the rate it chose
+                                // (choose_ssd_rate) for its streamed set
+  std::vector<RereadPoint> ssd_reread;  // re-read rates by set size, largest set first (empty: not measured)
   double ssd_rand_iops = 0;     // 4 KiB random reads per second (queue depth 1)
   double compute_efficiency = 0.5;  // fraction of the peak compute rates that matmul kernels reach
   bool ssd_assumed = false;     // the profile had no SSD measurement: ssd_* are kAssumedSsd*
@@ -39,6 +43,20 @@ MachineRates rates_at(const MachineProfile& p, int threads, double compute_effic
 
 // The largest thread count the profile measured DRAM bandwidth at (at least 1).
 int max_threads(const MachineProfile& p);
+
+// Which SSD rate prices a plan's streamed bytes. The streamer reads the same streamed set every token, so:
+//   - the profile measured re-read rates (ssd_reread) and some measured set holds the streamed set: the
+//     re-read rate of the smallest such set ("reread");
+//   - it measured them but the streamed set is larger than every measured set: ssd_seq_gbps, the first-read
+//     rate ("first_read") — cyclic passes over a set larger than an LRU cache get no hits;
+//   - no re-read rates (profiles before session 5, hand-written ones): ssd_seq_gbps as is ("stream", or
+//     "assumed" without an SSD measurement).
+struct SsdRateChoice {
+  double gbps = 0;
+  const char* source = "stream";  // "reread", "first_read", "stream", "assumed"
+  int64_t set_bytes = 0;          // the measured re-read set used (0 unless "reread")
+};
+SsdRateChoice choose_ssd_rate(const MachineRates& m, double streamed_bytes_per_token);
 
 enum class Bound { kCompute, kDram, kSsd };
 const char* bound_name(Bound b);  // "compute", "dram", "ssd"

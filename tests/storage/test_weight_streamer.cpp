@@ -66,6 +66,25 @@ std::vector<Extent> some_extents() {
   return {{"a", 100, 5000}, {"b", 5100, 4096}, {"c", 9196, 70001}, {"d", 81920, 1}, {"e", 81921, 12345}};
 }
 
+// Acquires and releases tensors 0..n-1, `passes` times over, until the first error: which tensor threw
+// (-1: none did) and its message.
+struct FirstError {
+  long index = -1;
+  std::string what;
+};
+FirstError acquire_until_first_error(WeightStreamer& s, size_t n, int passes) {
+  for (int pass = 0; pass < passes; ++pass)
+    for (size_t i = 0; i < n; ++i) {
+      try {
+        s.acquire(i);
+        s.release(i);
+      } catch (const Error& e) {
+        return {static_cast<long>(i), e.what()};
+      }
+    }
+  return {};
+}
+
 TEST(WeightStreamer, InOrderOutOfOrderAndRepeated) {
   const std::string path = temp("ring.bin");
   const auto bytes = write_random_file(path, 100000, 2);
@@ -121,19 +140,10 @@ TEST(WeightStreamer, TruncatedFileIsAClearError) {
   for (size_t i = 0; i < ext.size(); ++i) s.acquire(i), s.release(i);
   ASSERT_EQ(truncate(path.c_str(), 50000), 0);
   // The read-ahead may already hold tensors 0 and 1 (read before the truncation): c is past the new end.
-  bool threw = false;
-  for (size_t i = 0; i < ext.size() && !threw; ++i) {
-    try {
-      s.acquire(i);
-      s.release(i);
-    } catch (const Error& e) {
-      threw = true;
-      EXPECT_EQ(i, 2u);
-      EXPECT_NE(std::string(e.what()).find("'c'"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
-    }
-  }
-  EXPECT_TRUE(threw);
+  const FirstError e = acquire_until_first_error(s, ext.size(), 1);
+  EXPECT_EQ(e.index, 2);
+  EXPECT_NE(e.what.find("'c'"), std::string::npos) << e.what;
+  EXPECT_NE(e.what.find("truncated"), std::string::npos) << e.what;
   EXPECT_THROW(s.acquire(2), Error);  // and again: the error persists, nothing crashes
 }
 
@@ -149,19 +159,9 @@ TEST(WeightStreamer, ModifiedFileIsAClearError) {
   const uint8_t junk[3] = {0xde, 0xad, 0xbf};
   ASSERT_EQ(pwrite(fd, junk, 3, 40000), 3);  // inside 'c'
   ::close(fd);
-  bool threw = false;
-  for (int pass = 0; pass < 2 && !threw; ++pass)
-    for (size_t i = 0; i < ext.size() && !threw; ++i) {
-      try {
-        s.acquire(i);
-        s.release(i);
-      } catch (const Error& e) {
-        threw = true;
-        EXPECT_EQ(i, 2u);
-        EXPECT_NE(std::string(e.what()).find("modified"), std::string::npos) << e.what();
-      }
-    }
-  EXPECT_TRUE(threw);
+  const FirstError e = acquire_until_first_error(s, ext.size(), 2);
+  EXPECT_EQ(e.index, 2);
+  EXPECT_NE(e.what.find("modified"), std::string::npos) << e.what;
 }
 
 // Reads split into many chunks (4 KiB here; 2 MiB by default), both readers on the earliest tensor: the
@@ -206,20 +206,10 @@ TEST(WeightStreamer, LargeTensorsAreCheckedByWindowAndWritesStillCaught) {
   ASSERT_EQ(pwrite(fd, junk, 1, 4096 + 123457), 1);  // inside 'big', in window 0
   ::close(fd);
   ASSERT_TRUE(f.changed_since_open());
-  bool threw = false;
-  for (int pass = 0; pass < 2 && !threw; ++pass)
-    for (size_t i = 0; i < ext.size() && !threw; ++i) {
-      try {
-        s.acquire(i);
-        s.release(i);
-      } catch (const Error& e) {
-        threw = true;
-        EXPECT_EQ(i, 0u);
-        EXPECT_NE(std::string(e.what()).find("'big'"), std::string::npos) << e.what();
-        EXPECT_NE(std::string(e.what()).find("modified"), std::string::npos) << e.what();
-      }
-    }
-  EXPECT_TRUE(threw);
+  const FirstError e = acquire_until_first_error(s, ext.size(), 2);
+  EXPECT_EQ(e.index, 0);
+  EXPECT_NE(e.what.find("'big'"), std::string::npos) << e.what;
+  EXPECT_NE(e.what.find("modified"), std::string::npos) << e.what;
 }
 
 TEST(Checksum, SeesChangedAndMovedBytes) {
