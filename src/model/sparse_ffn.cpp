@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -10,33 +11,24 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "kernels/sparse_ffn_simd.h"
+#include "storage/weight_streamer.h"  // checksum
 
 namespace strata::model {
 
 namespace {
 constexpr size_t kMaxRead = size_t{1} << 20;  // a coalesced run is read in pieces of at most this
-// Gaps of inactive rows up to this size are read through rather than split into two requests: 0 by default
-// (only adjacent rows coalesce); STRATA_FFN_GAP_BYTES sets it for measurement.
-size_t gap_bytes() {
-  static const size_t g = [] {
-    const char* e = std::getenv("STRATA_FFN_GAP_BYTES");
-    return e && *e ? static_cast<size_t>(std::strtoull(e, nullptr, 10)) : size_t{0};
-  }();
-  return g;
+// FfnSparsity::gap_bytes: gaps of inactive rows up to this size are read through rather than split into
+// two requests. The default 16 KiB was measured on the synthetic TinyLlama ReLU Q8_0 (4352-byte rows, 50%
+// active) under --mem 600M, loaded machine (docs/PLANNING.md, session 5): reads/token 7292 -> 4448 and
+// 1.30 -> 1.83 tok/s with window 4, 30954 -> 3873 and 0.27 -> 0.87 tok/s with window 0, for 1.5-1.7x the
+// bytes; 64 KiB was no faster for 2.2x the bytes. STRATA_FFN_GAP_BYTES sets another size (0: only adjacent rows coalesce).
+size_t gap_bytes(uint64_t configured) {
+  const char* e = std::getenv("STRATA_FFN_GAP_BYTES");
+  return e && *e ? static_cast<size_t>(std::strtoull(e, nullptr, 10)) : static_cast<size_t>(configured);
 }
 
 inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
-
-// Float dot product in 8 independent lanes (the compiler vectorizes it without reassociating).
-inline float dot8(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += a[j + k] * b[j + k];
-  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; j < n; ++j) s += a[j] * b[j];
-  return s;
-}
 }  // namespace
 
 bool SparseFfn::needed(const Model& m) {
@@ -51,11 +43,8 @@ SparseFfn::SparseFfn(const Model& m, ThreadPool& pool, int64_t n_batch)
   threshold_ = m_.ffn_sparsity().threshold;
   window_ = m_.ffn_sparsity().window;
   cache_cap_ = m_.ffn_sparsity().cache_bytes;
-  // Measurement hooks for commands without the flags yet (`strata bench`): a window from the environment,
-  // and a summary of the counters when the forward pass ends.
-  if (const char* e = std::getenv("STRATA_FFN_WINDOW"); e && *e && window_ == 0) window_ = std::atoi(e);
-  if (const char* e = std::getenv("STRATA_FFN_CACHE_MIB"); e && *e && cache_cap_ == 0)
-    cache_cap_ = std::strtoull(e, nullptr, 10) << 20;
+  gap_ = gap_bytes(m_.ffn_sparsity().gap_bytes);
+  // A summary of the counters when the forward pass ends (for measurement).
   if (const char* e = std::getenv("STRATA_FFN_STATS"); e && *e && *e != '0') print_stats_ = true;
   if (threshold_ < 0 || !std::isfinite(threshold_)) fail("--ffn-threshold {}: must be 0 or more", threshold_);
   if (window_ < 0) fail("--ffn-window {}: must be 0 or more", window_);
@@ -83,6 +72,8 @@ SparseFfn::SparseFfn(const Model& m, ThreadPool& pool, int64_t n_batch)
     NeuronCache& c = caches_[l];
     c.slot_of.assign(static_cast<size_t>(hp.n_ff), -1);
     c.last.assign(static_cast<size_t>(hp.n_ff), -1);
+    c.sum.assign(static_cast<size_t>(hp.n_ff), 0);
+    c.have_sum.assign(static_cast<size_t>(hp.n_ff), 0);
     slot_bytes_ = std::max(slot_bytes_, b.row_bytes);
     n_rows += static_cast<size_t>(hp.n_ff);
     ++n_streamed_;
@@ -97,10 +88,11 @@ SparseFfn::~SparseFfn() {
   const double tok = std::max<double>(1.0, static_cast<double>(k.tokens.load()));
   std::fprintf(stderr,
                "strata: sparse FFN: %.1f%% of neurons skipped over %llu tokens; bundle rows read: %.2f MiB/token in "
-               "%.1f reads/token (window %d); neuron caches peak %.1f MiB\n",
+               "%.1f reads/token (window %d, gap %zu B); neuron caches peak %.1f MiB; row checks %.3f ms/token\n",
                100.0 * k.sparsity(), static_cast<unsigned long long>(k.tokens.load()),
                static_cast<double>(k.bytes_read.load()) / tok / 1048576.0, static_cast<double>(k.reads.load()) / tok,
-               window_, static_cast<double>(k.cache_peak.load()) / 1048576.0);
+               window_, gap_, static_cast<double>(k.cache_peak.load()) / 1048576.0,
+               static_cast<double>(k.check_ns.load()) / tok / 1e6);
 }
 
 bool SparseFfn::active(float g) const {
@@ -176,28 +168,23 @@ void SparseFfn::run_bundled(const LayerWeights& lw, int64_t l, float* x, int64_t
   fetch_rows(lw, l);
 
   // Each worker takes a share of the active neurons and accumulates its partial output.
-  const DType type = lw.w_up_down.type;
   const int64_t n_act = static_cast<int64_t>(active_.size());
+  kernels::SparseFfnJob job;
+  job.type = lw.w_up_down.type;
+  job.n_embd = ne;
+  job.n_tok = n;
+  job.x = xb_.data();
+  job.coef = coef_.data();
+  job.coef_stride = nff;
+  job.neurons = active_.data();
+  job.rows = rows_.data();
   std::vector<char> used(acc_.size(), 0);
   pool_.parallel_for(n_act, [&](int64_t b, int64_t e, int w) {
     if (b >= e) return;
     used[static_cast<size_t>(w)] = 1;
     std::vector<float>& acc = acc_[static_cast<size_t>(w)];
     acc.assign(static_cast<size_t>(n * ne), 0.0f);
-    float* row = deq_[static_cast<size_t>(w)].data();
-    for (int64_t a = b; a < e; ++a) {
-      const int64_t i = active_[static_cast<size_t>(a)];
-      dequantize_row(type, rows_[static_cast<size_t>(a)], row, 2 * ne);
-      const float* down = row + ne;
-      for (int64_t t = 0; t < n; ++t) {
-        const float c = coef_[static_cast<size_t>(t * nff + i)];
-        if (c == 0.0f) continue;
-        const float* xt = xb_.data() + t * ne;
-        const float h = c * dot8(row, xt, ne);
-        float* o = acc.data() + t * ne;
-        for (int64_t j = 0; j < ne; ++j) o[j] += h * down[j];
-      }
-    }
+    kernels::sparse_ffn_accumulate(job, b, e, acc.data(), deq_[static_cast<size_t>(w)].data());
   });
   for (size_t w = 0; w < acc_.size(); ++w)
     if (used[w]) kernels::add(x, acc_[w].data(), x, n * ne);
@@ -230,24 +217,79 @@ void SparseFfn::fetch_rows(const LayerWeights& lw, int64_t l) {
   const storage::DirectFile& f = *m_.direct_file();
   // A run also spans gaps of up to gap_rows inactive rows (reading them costs less than another request).
   const int32_t per_read = static_cast<int32_t>(std::max<size_t>(1, kMaxRead / rb));
-  const int32_t gap_rows = static_cast<int32_t>(gap_bytes() / rb);
-  for (size_t a = 0; a < missing.size();) {
-    size_t e = a + 1;
-    while (e < missing.size() && missing[e] - missing[e - 1] <= gap_rows + 1 && missing[e] - missing[a] < per_read) ++e;
-    const uint64_t off = b.file_offset + static_cast<uint64_t>(missing[a]) * rb;
-    const size_t bytes = static_cast<size_t>(missing[e - 1] - missing[a] + 1) * rb;
-    const uint8_t* src = f.read(off, bytes, staging_.data(), fmt::format("rows {}..{} of '{}'", missing[a], missing[e - 1], b.name));
-    for (size_t r = a; r < e; ++r)
-      std::memcpy(slots_.data() + static_cast<size_t>(c.slot_of[static_cast<size_t>(missing[r])]) * slot_bytes_,
-                  src + static_cast<size_t>(missing[r] - missing[a]) * rb, rb);
-    k.bytes_read += bytes;
-    k.reads += 1;
-    a = e;
+  const int32_t gap_rows = static_cast<int32_t>(std::min<size_t>(gap_ / rb, kMaxRead / rb));
+  // Once the file's size or times changed, a row never read before cannot be checked (checked reads below).
+  const bool changed = !missing.empty() && f.changed_since_open();
+  uint64_t check_ns = 0;
+  int64_t unchecked = -1;  // a row read for the first time after the file changed
+  // A failed read or check drops the missing rows' slots again: a later step reads them anew instead of
+  // using slots that were never filled.
+  const auto drop_missing = [&] {
+    for (int32_t i : missing) {
+      free_slots_.push_back(c.slot_of[static_cast<size_t>(i)]);
+      c.slot_of[static_cast<size_t>(i)] = -1;
+    }
+    c.cached.resize(c.cached.size() - missing.size());  // they were appended last
+    cache_bytes_ -= missing.size() * rb;
+  };
+  try {
+    for (size_t a = 0; a < missing.size();) {
+      size_t e = a + 1;
+      while (e < missing.size() && missing[e] - missing[e - 1] <= gap_rows + 1 && missing[e] - missing[a] < per_read) ++e;
+      const uint64_t off = b.file_offset + static_cast<uint64_t>(missing[a]) * rb;
+      const size_t bytes = static_cast<size_t>(missing[e - 1] - missing[a] + 1) * rb;
+      const uint8_t* src =
+          f.read(off, bytes, staging_.data(), fmt::format("rows {}..{} of '{}'", missing[a], missing[e - 1], b.name));
+      const auto t0 = std::chrono::steady_clock::now();
+      for (size_t r = a; r < e; ++r) {
+        const size_t i = static_cast<size_t>(missing[r]);
+        if (!check_row(c, b, l, i, src + static_cast<size_t>(missing[r] - missing[a]) * rb, changed) && unchecked < 0)
+          unchecked = static_cast<int64_t>(i);
+      }
+      check_ns += static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+      for (size_t r = a; r < e; ++r)
+        std::memcpy(slots_.data() + static_cast<size_t>(c.slot_of[static_cast<size_t>(missing[r])]) * slot_bytes_,
+                    src + static_cast<size_t>(missing[r] - missing[a]) * rb, rb);
+      k.bytes_read += bytes;
+      k.reads += 1;
+      a = e;
+    }
+  } catch (...) {
+    drop_missing();
+    throw;
+  }
+  k.check_ns += check_ns;
+  // Rows that read other bytes are reported first (above); then a row that cannot be checked.
+  if (unchecked >= 0) {
+    drop_missing();
+    fail("the model file '{}' was modified (its size or times changed) while strata was streaming it, and row {} "
+         "of the streamed FFN bundle '{}' was not read before, so its bytes cannot be checked; do not modify a "
+         "model file in use",
+         f.path(), unchecked, b.name);
   }
   for (size_t a = 0; a < active_.size(); ++a)
     rows_[a] = slots_.data() + static_cast<size_t>(c.slot_of[static_cast<size_t>(active_[a])]) * slot_bytes_;
   uint64_t peak = k.cache_peak.load();
   while (cache_bytes_ > peak && !k.cache_peak.compare_exchange_weak(peak, cache_bytes_)) {}
+}
+
+// Checked reads: the first read of a row records its checksum, every later read must match it (else fail).
+// A row read for the first time after the file changed (fstat: size, mtime, ctime) cannot be trusted: false,
+// and fetch_rows fails after checking the rest of the read.
+bool SparseFfn::check_row(NeuronCache& c, const Matrix& b, int64_t l, size_t i, const uint8_t* row, bool changed) {
+  const uint64_t sum = storage::checksum(row, b.row_bytes);
+  if (c.have_sum[i]) {
+    if (c.sum[i] == sum) return true;
+    fail("row {} of the streamed FFN bundle '{}' (layer {}, offset {}, {} bytes) of the model file '{}' reads "
+         "different bytes than at its first read: the file was modified while strata was streaming it; do not "
+         "modify a model file in use",
+         i, b.name, l, b.file_offset + i * b.row_bytes, b.row_bytes, m_.direct_file()->path());
+  }
+  if (changed) return false;  // the caller fails once the other rows of the read are checked
+  c.sum[i] = sum;
+  c.have_sum[i] = 1;
+  return true;
 }
 
 // Drops the neurons not active in the last `window` tokens (all of them without a window).

@@ -12,7 +12,9 @@
 //   up_i · x and h_i · down column i accumulated in float. Streamed bundles (under --mem) are read from the
 //   file with direct I/O, runs of adjacent active neurons in one read each; with a window W, the rows of
 //   the neurons active in the last W tokens stay in a per-layer neuron cache and only newly active ones are
-//   read.
+//   read. Every row read is checked (check_row): its checksum at its first read is kept (8 bytes per row)
+//   and a later read of other bytes, or a first read after the file's size/times changed, is an error.
+//   The per-neuron work is kernels::sparse_ffn_accumulate (SIMD; kernels/sparse_ffn_simd.h).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -44,11 +46,14 @@ class SparseFfn {
     std::vector<int32_t> slot_of;    // neuron -> slot of slots_, or -1
     std::vector<int64_t> last;       // token count when last active
     std::vector<int32_t> cached;     // neurons with a slot
+    std::vector<uint64_t> sum;       // neuron -> checksum of its bundle row at its first read
+    std::vector<uint8_t> have_sum;   // neuron -> sum is set
   };
   void run_dense(const LayerWeights& lw, float* x, int64_t n);
   void run_bundled(const LayerWeights& lw, int64_t l, float* x, int64_t n);
   // Pointers to the bundle rows of the active neurons (reads the missing ones when the bundle streams).
   void fetch_rows(const LayerWeights& lw, int64_t l);
+  bool check_row(NeuronCache& c, const Matrix& b, int64_t l, size_t i, const uint8_t* row, bool changed);
   void evict(int64_t l);
   bool active(float g) const;
   float act(float g) const;
@@ -60,6 +65,7 @@ class SparseFfn {
   float threshold_;
   int window_;
   uint64_t cache_cap_;       // FfnSparsity::cache_bytes
+  size_t gap_ = 0;           // FfnSparsity::gap_bytes (or STRATA_FFN_GAP_BYTES)
   int64_t n_streamed_ = 0;   // layers whose bundle streams
   std::vector<float> xb_, gate_, up_, proj_;   // (n_batch, n_embd | n_ff)
   std::vector<float> coef_;                    // (n_batch, n_ff): act(gate) of active neurons, else 0

@@ -14,6 +14,7 @@ struct FfnCounters {
   std::atomic<uint64_t> bytes_read{0};  // bundle bytes read from the file (streamed bundles)
   std::atomic<uint64_t> reads{0};       // direct reads issued for them (after coalescing)
   std::atomic<uint64_t> cache_peak{0};  // most bundle bytes held by the neuron caches at once
+  std::atomic<uint64_t> check_ns{0};    // time spent checksumming the rows read (checked reads)
   double sparsity() const {
     const uint64_t n = neurons.load();
     return n ? 1.0 - static_cast<double>(active.load()) / static_cast<double>(n) : 0.0;
@@ -30,6 +31,10 @@ struct FfnSparsity {
   // Most bytes the neuron caches keep between steps, shared equally by the streamed layers (least recently
   // active rows dropped first); 0: no cap beyond the window.
   uint64_t cache_bytes = 0;
+  // Streamed bundles: gaps of inactive rows up to this many bytes are read through, so that the rows on both
+  // sides come in one request (the default was measured: model/sparse_ffn.cpp, docs/PLANNING.md); 0: only
+  // adjacent rows share a read. The environment variable STRATA_FFN_GAP_BYTES overrides it (measurement).
+  uint64_t gap_bytes = 16384;
 };
 
 }  // namespace strata::model

@@ -2,6 +2,7 @@
 // summation order; Q8_0 within re-quantization and activation-quantization error); ReLU models computed over
 // active neurons only equal the dense ReLU block; a negligible SiLU threshold equals the dense path; streamed
 // bundles read only active rows (coalesced), and a window reads fewer bytes for the same logits.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,10 +10,12 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "model/logits_util.h"
 #include "model/model.h"
 #include "model/synthetic.h"
 #include "runtime/session.h"
@@ -52,23 +55,7 @@ Pair make_pair(const std::string& tag, DType type, const std::string& act, int64
 }
 
 // Logits after a 5-token prompt (two batches of 4 and 1), then after each of 4 decoded tokens.
-std::vector<float> run_logits(const Model& m) {
-  runtime::SessionConfig c;
-  c.n_ctx = 16;
-  c.n_threads = 2;
-  c.n_batch = 4;
-  runtime::Session s(m, c);
-  std::vector<int32_t> toks(9);
-  for (size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<int32_t>((i * 7919 + 13) % static_cast<size_t>(m.hparams().n_vocab));
-  std::vector<float> out;
-  auto l = s.append(std::span<const int32_t>(toks.data(), 5));
-  out.insert(out.end(), l.begin(), l.end());
-  for (size_t i = 5; i < toks.size(); ++i) {
-    l = s.append(std::span<const int32_t>(&toks[i], 1));
-    out.insert(out.end(), l.begin(), l.end());
-  }
-  return out;
-}
+std::vector<float> run_logits(const Model& m) { return test::run_logits(m, 4); }
 
 // Largest |a - b| relative to the largest |b|.
 double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -152,12 +139,12 @@ TEST(SparseFfn, StreamedBundlesReadOnlyActiveRows) {
   const Pair p = make_pair("stream", DType::Q8_0, "relu");
   const auto resident = Model::load(p.bundled);
   const std::vector<float> want = run_logits(*resident);
-  uint64_t bytes[2] = {0, 0};
+  uint64_t bytes[2] = {0, 0}, reads0 = 0;
   for (int window : {0, 4}) {
     WeightPlacement pl;
     for (int64_t l = 0; l < resident->hparams().n_layer; ++l) pl.streamed.push_back(storage::ffn_bundle_tensor(l));
     const auto m = Model::load(p.bundled, {.placement = &pl});
-    m->set_ffn_sparsity({.window = window});
+    m->set_ffn_sparsity({.window = window, .gap_bytes = 0});  // only adjacent rows share a read
     const std::vector<float> got = run_logits(*m);
     ASSERT_EQ(got.size(), want.size());
     EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << "window " << window;
@@ -169,6 +156,7 @@ TEST(SparseFfn, StreamedBundlesReadOnlyActiveRows) {
     EXPECT_LT(k.bytes_read.load(), 6 * full);
     EXPECT_LT(k.reads.load() * b.row_bytes, k.bytes_read.load()) << "adjacent rows are read together";
     bytes[window ? 1 : 0] = k.bytes_read.load();
+    if (window == 0) reads0 = k.reads.load();
     std::printf("window %d: %llu bundle bytes read in %llu reads (%.2f of a dense read per step)\n", window,
                 static_cast<unsigned long long>(k.bytes_read.load()), static_cast<unsigned long long>(k.reads.load()),
                 static_cast<double>(k.bytes_read.load()) / (6.0 * static_cast<double>(full)));
@@ -182,12 +170,82 @@ TEST(SparseFfn, StreamedBundlesReadOnlyActiveRows) {
   const auto m = Model::load(p.bundled, {.placement = &pl});
   const Matrix& b = m->weights().layers[0].w_up_down;
   const uint64_t cap = b.row_bytes * static_cast<uint64_t>(b.rows) / 2;  // a quarter of each layer's rows
-  m->set_ffn_sparsity({.window = 4, .cache_bytes = cap});
+  m->set_ffn_sparsity({.window = 4, .cache_bytes = cap, .gap_bytes = 0});
   const std::vector<float> got = run_logits(*m);
   EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << "capped window";
   EXPECT_LE(m->ffn_counters().cache_peak.load(), cap + b.row_bytes * static_cast<uint64_t>(b.rows));
   EXPECT_GE(m->ffn_counters().bytes_read.load(), bytes[1]);
   EXPECT_LE(m->ffn_counters().bytes_read.load(), bytes[0]);
+
+  // Gaps of up to 3 inactive rows read through: the same logits in fewer, larger reads.
+  const auto mg = Model::load(p.bundled, {.placement = &pl});
+  mg->set_ffn_sparsity({.gap_bytes = 3 * b.row_bytes});
+  const std::vector<float> gap = run_logits(*mg);
+  EXPECT_EQ(std::memcmp(gap.data(), want.data(), want.size() * sizeof(float)), 0) << "gaps read through";
+  std::printf("gaps <= 3 rows: %llu bytes in %llu reads (no gaps: %llu in %llu)\n",
+              static_cast<unsigned long long>(mg->ffn_counters().bytes_read.load()),
+              static_cast<unsigned long long>(mg->ffn_counters().reads.load()),
+              static_cast<unsigned long long>(bytes[0]), static_cast<unsigned long long>(reads0));
+  EXPECT_LT(mg->ffn_counters().reads.load(), reads0);
+  EXPECT_GT(mg->ffn_counters().bytes_read.load(), bytes[0]);
+}
+
+// Checked reads: the bundled file changes under a streamed run, between tokens. Junk over rows read before,
+// a truncation inside a bundle, or rewriting the same bytes (the times change: rows never read before cannot
+// be checked) -- the next token is an error naming the file, never garbage logits. (Strict: once the file's
+// times changed, the first newly active row never read before stops the run.)
+TEST(SparseFfn, StreamedBundleModifiedOrTruncatedIsAnError) {
+  const Pair p = make_pair("checked", DType::Q8_0, "relu");
+  const std::string path = tmp_path("checked-copy.gguf");
+  for (const std::string mode : {"junk", "truncated", "same bytes"}) {
+    SCOPED_TRACE(mode);
+    std::filesystem::copy_file(p.bundled, path, std::filesystem::copy_options::overwrite_existing);
+    const auto m0 = Model::load(path);
+    WeightPlacement pl;
+    for (int64_t l = 0; l < m0->hparams().n_layer; ++l) pl.streamed.push_back(storage::ffn_bundle_tensor(l));
+    const auto m = Model::load(path, {.placement = &pl});
+    runtime::SessionConfig c;
+    c.n_ctx = 16;
+    c.n_threads = 2;
+    runtime::Session s(*m, c);
+    const auto toks = test::some_tokens(m->hparams().n_vocab, 14);
+    const size_t warm = 2;
+    s.append(std::span<const int32_t>(toks.data(), 2));
+    for (size_t i = 2; i < warm; ++i) s.append(std::span<const int32_t>(&toks[i], 1));
+    // Junk over layer 0's bundle (whose rows are read first); the truncation inside layer 1's.
+    const Matrix& b = m->weights().layers[mode == "junk" ? 0 : 1].w_up_down;
+    const uint64_t bundle_bytes = b.row_bytes * static_cast<uint64_t>(b.rows);
+    if (mode == "truncated") {
+      ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(b.file_offset + bundle_bytes / 3)), 0);
+    } else {
+      const int fd = ::open(path.c_str(), O_RDWR);
+      ASSERT_GE(fd, 0);
+      std::vector<uint8_t> bytes(static_cast<size_t>(bundle_bytes));
+      ASSERT_EQ(pread(fd, bytes.data(), bytes.size(), static_cast<off_t>(b.file_offset)), static_cast<ssize_t>(bytes.size()));
+      if (mode == "junk")
+        for (size_t i = 0; i < bytes.size(); i += 7) bytes[i] ^= 0x5a;
+      ASSERT_EQ(pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(b.file_offset)), static_cast<ssize_t>(bytes.size()));
+      ::close(fd);
+    }
+    try {
+      for (size_t i = warm; i < toks.size(); ++i) s.append(std::span<const int32_t>(&toks[i], 1));
+      FAIL() << "a changed file must be an error";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(path), std::string::npos) << msg;
+      if (mode == "truncated") {
+        EXPECT_TRUE(msg.find("truncated") != std::string::npos || msg.find("was not read before") != std::string::npos) << msg;
+      } else if (mode == "junk") {
+        // Rows read before now read other bytes (reported before rows that cannot be checked).
+        EXPECT_NE(msg.find("'blk.0.ffn_up_down.weight'"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("different bytes than at its first read"), std::string::npos) << msg;
+      } else {
+        // The same bytes: rows read before pass, the first row never read before cannot be checked.
+        EXPECT_NE(msg.find("was not read before"), std::string::npos) << msg;
+      }
+    }
+  }
+  std::filesystem::remove(path);
 }
 
 TEST(SparseFfn, RealModelBundledEqualsOriginal) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/logits_util.h"
 #include "model/model.h"
 #include "model/synthetic.h"
 #include "runtime/session.h"
@@ -19,29 +20,10 @@
 namespace strata::model {
 namespace {
 
-std::vector<int32_t> some_tokens(int64_t n_vocab, size_t n) {
-  std::vector<int32_t> t(n);
-  for (size_t i = 0; i < n; ++i) t[i] = static_cast<int32_t>((i * 7919 + 13) % static_cast<size_t>(n_vocab));
-  return t;
-}
+using test::some_tokens;
 
-// Logits after a prompt of 5 tokens (one batch), then after each of 3 decoded tokens.
-std::vector<float> run_logits(const Model& m) {
-  runtime::SessionConfig c;
-  c.n_ctx = 16;
-  c.n_threads = 2;
-  c.n_batch = 4;  // the prompt takes two batches
-  runtime::Session s(m, c);
-  const auto toks = some_tokens(m.hparams().n_vocab, 8);
-  std::vector<float> out;
-  auto l = s.append(std::span<const int32_t>(toks.data(), 5));
-  out.insert(out.end(), l.begin(), l.end());
-  for (size_t i = 5; i < toks.size(); ++i) {
-    l = s.append(std::span<const int32_t>(&toks[i], 1));
-    out.insert(out.end(), l.begin(), l.end());
-  }
-  return out;
-}
+// Logits after a prompt of 5 tokens (two batches), then after each of 3 decoded tokens.
+std::vector<float> run_logits(const Model& m) { return test::run_logits(m, 3); }
 
 std::vector<std::string> matrices(const Model& m, bool with_embeddings) {
   std::vector<std::string> v;
