@@ -5,8 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -50,11 +53,16 @@ std::shared_ptr<SharedFd> new_memfd(size_t size) {
 ReservedMemory::ReservedMemory(size_t bytes, Backing backing) {
   if (bytes == 0) return;
   size_ = round_up(bytes, page_size());
-  void* p = ::mmap(nullptr, size_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // kHugePage more than asked, then the unaligned head and the rest of the tail given back.
+  const size_t span = size_ + kHugePage;
+  void* p = ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
     fail("cannot reserve {:.1f} MiB of address space: {}", static_cast<double>(size_) / (1 << 20),
          std::strerror(errno));
-  base_ = static_cast<uint8_t*>(p);
+  uint8_t* raw = static_cast<uint8_t*>(p);
+  base_ = reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(raw), kHugePage));
+  if (base_ > raw) ::munmap(raw, static_cast<size_t>(base_ - raw));
+  if (raw + span > base_ + size_) ::munmap(base_ + size_, static_cast<size_t>(raw + span - (base_ + size_)));
   if (backing == Backing::kSharedFile) file_ = new_memfd(size_);
 }
 
@@ -129,7 +137,47 @@ void ReservedMemory::renew_file() {
   if (!file_) fail("cannot create a memory file: {}", std::strerror(errno));
 }
 
-size_t process_pss_bytes(std::string_view mapping_name) {
+namespace {
+// -1: not yet read from the environment; 0: off (STRATA_HUGE_PAGES=0, or the kernel refused); 1: on.
+std::atomic<int> g_huge{-1};
+std::atomic<bool> g_huge_worked{false};  // a collapse succeeded once: later EINVALs are about the range
+}  // namespace
+
+bool ReservedMemory::huge_pages_enabled() {
+  int v = g_huge.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("STRATA_HUGE_PAGES");
+    v = e && e[0] == '0' ? 0 : 1;
+    g_huge.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
+size_t ReservedMemory::collapse_huge(size_t offset, size_t bytes) {
+#ifndef MADV_COLLAPSE
+  constexpr int MADV_COLLAPSE = 25;  // Linux 6.1 (older headers lack it; older kernels answer EINVAL)
+#endif
+  STRATA_ASSERT(offset + bytes <= size_, "collapse_huge past the end of the reservation");
+  if (!huge_pages_enabled()) return 0;
+  const size_t b = round_up(offset, kHugePage), e = (offset + bytes) / kHugePage * kHugePage;
+  size_t done = 0;
+  for (size_t c = b; c < e; c += kHugePage) {
+    if (::madvise(base_ + c, kHugePage, MADV_COLLAPSE) == 0) {
+      done += kHugePage;
+      g_huge_worked.store(true, std::memory_order_relaxed);
+    } else if ((errno == EINVAL || errno == EPERM) && !g_huge_worked.load(std::memory_order_relaxed)) {
+      // No MADV_COLLAPSE on this kernel (or THP "deny"): stop asking
+      g_huge.store(0, std::memory_order_relaxed);
+      break;
+    }  // EAGAIN / ENOMEM: no huge page free now; the chunk stays in small pages
+  }
+  return done;
+}
+
+namespace {
+// Sum of one "<field>: N kB" line of /proc/self/smaps over the mappings whose line names `mapping_name`
+// (all of them, from smaps_rollup, without a name).
+size_t sum_smaps_field(std::string_view mapping_name, const char* field) {
   std::FILE* f = std::fopen(mapping_name.empty() ? "/proc/self/smaps_rollup" : "/proc/self/smaps", "r");
   if (!f) return 0;
   char line[512];
@@ -142,10 +190,20 @@ size_t process_pss_bytes(std::string_view mapping_name) {
       in = std::string_view(line).find(mapping_name) != std::string_view::npos;
       continue;
     }
-    if (in && std::sscanf(line, "Pss: %zu kB", &kib) == 1) total += kib;
+    const std::string_view l(line);
+    if (in && l.starts_with(field) && l.size() > std::strlen(field) && l[std::strlen(field)] == ':' &&
+        std::sscanf(line + std::strlen(field) + 1, " %zu kB", &kib) == 1)
+      total += kib;
   }
   std::fclose(f);
   return total * 1024;
+}
+}  // namespace
+
+size_t process_pss_bytes(std::string_view mapping_name) { return sum_smaps_field(mapping_name, "Pss"); }
+
+size_t process_huge_shmem_bytes(std::string_view mapping_name) {
+  return sum_smaps_field(mapping_name, "ShmemPmdMapped");
 }
 
 }  // namespace strata

@@ -68,6 +68,18 @@ class ReservedMemory {
   // unmapped first.
   void renew_file();
 
+  // ---- Huge pages ----
+  // The reservation starts on a kHugePage boundary, so its offsets (and, file-backed, the file's offsets)
+  // line up with the CPU's 2 MiB pages. collapse_huge() turns the whole kHugePage-aligned chunks inside
+  // [offset, offset + bytes) into huge pages now (madvise MADV_COLLAPSE, Linux 6.1+; for the memory file
+  // too, whatever /sys/kernel/mm/transparent_hugepage/shmem_enabled says, short of "deny"): every byte of
+  // such a chunk must be committed, and its pages not yet present are allocated (zero) by the collapse.
+  // Best effort: returns the bytes collapsed (0 where the kernel cannot, or with STRATA_HUGE_PAGES=0).
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  size_t collapse_huge(size_t offset, size_t bytes);
+  // False with STRATA_HUGE_PAGES=0 in the environment, or once the kernel refused MADV_COLLAPSE.
+  static bool huge_pages_enabled();
+
   static size_t page_size();
 
  private:
@@ -85,6 +97,9 @@ inline size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 // Pages count only while mapped, and a new mapping is filled in as it is touched. 0 when the kernel does
 // not report it.
 size_t process_pss_bytes(std::string_view mapping_name = {});
+// Bytes of memory-file (shmem) pages mapped as huge pages (smaps ShmemPmdMapped), of the mappings whose
+// path contains mapping_name (all without one). 0 when the kernel does not report it.
+size_t process_huge_shmem_bytes(std::string_view mapping_name = {});
 // The name of KvCache's memory files in /proc/self/maps ("/memfd:strata-kv (deleted)").
 inline constexpr const char* kKvMemfdName = "strata-kv";
 

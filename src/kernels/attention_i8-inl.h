@@ -36,6 +36,24 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_TARGET != HWY_SCALAR
 
+// S2 rows (attention_simd.cpp's pair layout) of one row vector from KB keys' accumulators f[k * stride]
+// (each lane pair: a row's two partial sums): the pairs added, keys 2i and 2i+1 interleaved into one
+// vector; KB even, or 1 (the last key of an odd tile: its partner lane gets -inf).
+template <size_t KB, class D>
+HWY_INLINE void StoreKeyPairSums(D d, const hn::Vec<D>* f, size_t stride, float* HWY_RESTRICT s2, size_t rp2) {
+  using V = hn::Vec<D>;
+  if constexpr (KB == 1) {
+    const V e = hn::Add(f[0], hn::Shuffle2301(f[0]));
+    hn::Store(hn::OddEven(hn::Set(d, -std::numeric_limits<float>::infinity()), e), d, s2);
+  } else {
+    for (size_t k = 0; k + 1 < KB; k += 2) {
+      const V e = hn::Add(f[k * stride], hn::Shuffle2301(f[k * stride]));
+      const V o = hn::Add(f[(k + 1) * stride], hn::Shuffle2301(f[(k + 1) * stride]));
+      hn::Store(hn::OddEven(o, e), d, s2 + (k / 2) * rp2);
+    }
+  }
+}
+
 // Scratch layout of the quantized query rows of one KV head (rp2 lanes per vector row, as S2):
 // qv [hd/8][rp2] int32 (4 int8 dims per lane), corr [hd/32][rp2] int32 (-128·Σq), qd [hd/32][rp2] float;
 // with two digits also qv_lo, corr_lo (the rounding residual times 254, in int8: 1/254 of the weight).
@@ -92,11 +110,8 @@ HWY_INLINE void LoadKTileI8(const KvView& kv, int32_t head, int64_t j0, int64_t 
   const hn::FixedTag<float, 4> df;
   const int32_t nb = n / 32;
   const uint8_t* base = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride;
-  const size_t rb = KvRowBytesNative(kv.type, n);
-  bytes += rows * static_cast<int64_t>(rb);
-  const uint8_t* next = base + (j0 + rows + skip) * kv.pos_stride;
-  for (int64_t a = 0; a < ahead; ++a)
-    for (size_t off = 0; off < rb; off += 64) PrefetchL2(next + a * kv.pos_stride + off);
+  bytes += rows * static_cast<int64_t>(KvRowBytesNative(kv.type, n));
+  PrefetchKvRows(kv, head, j0 + rows + skip, j0 + rows + skip + ahead, n);
   const auto bias = hn::Set(du, uint8_t{0x80});
   const auto mask = hn::Set(du, uint8_t{0x0F});
   const auto b120 = hn::Set(du, uint8_t{120});  // q4_0: (q - 8) + 128
@@ -184,17 +199,7 @@ HWY_NOINLINE void ScoreBlockI8(D d, const QueryI8& q, size_t rp2, const uint8_t*
       }
     }
   }
-  if constexpr (KB == 1) {
-    const V e = hn::Add(f[0], hn::Shuffle2301(f[0]));
-    const V neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
-    hn::Store(hn::OddEven(neg_inf, e), d, s2);
-  } else {
-    for (size_t k = 0; k + 1 < KB; k += 2) {
-      const V e = hn::Add(f[k], hn::Shuffle2301(f[k]));
-      const V o = hn::Add(f[k + 1], hn::Shuffle2301(f[k + 1]));
-      hn::Store(hn::OddEven(o, e), d, s2 + (k / 2) * rp2);
-    }
-  }
+  StoreKeyPairSums<KB>(d, f, 1, s2, rp2);
 }
 
 template <bool kTwo, class D>

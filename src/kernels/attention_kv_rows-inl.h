@@ -175,6 +175,26 @@ HWY_INLINE void LoadFlat(D d, const uint8_t* src, int64_t rows, int32_t n, float
   }
 }
 
+HWY_INLINE size_t KvRowBytesNative(DType t, int32_t n) {
+  switch (t) {
+    case DType::F32: return KvRowF32::RowBytes(n);
+    case DType::F16: return KvRowF16::RowBytes(n);
+    case DType::Q8_0: return KvRowQ8_0::RowBytes(n);
+    case DType::Q4_0: return KvRowQ4_0::RowBytes(n);
+    default: return 0;
+  }
+}
+
+// Asks for rows p0 .. p1-1 of KV head `head` (natively read views only; a decoded view's owner knows
+// its layout, the kernel does not).
+HWY_INLINE void PrefetchKvRows(const KvView& kv, int32_t head, int64_t p0, int64_t p1, int32_t n) {
+  if (kv.decode) return;
+  const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride;
+  const size_t rb = KvRowBytesNative(kv.type, n);
+  for (int64_t p = p0; p < p1; ++p)
+    for (size_t off = 0; off < rb; off += 64) PrefetchL2(src + p * kv.pos_stride + off);
+}
+
 // Rows j0 .. j0+rows-1 of KV head `head` as float32 [rows][ld]: a pointer into the cache itself for f32
 // (no copy), else `buf` filled by the format's loader (ld = head_dim for rows stored contiguously, else
 // head_dim rounded up to 16). Returns the rows and sets ld; `bytes` gets the bytes read from the cache. The
@@ -198,9 +218,7 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
     case DType::F32:
       bytes += rows * static_cast<int64_t>(KvRowF32::RowBytes(n));
       if (kv.pos_stride % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 4 == 0) {
-        const uint8_t* next = src + (rows + skip) * kv.pos_stride;
-        for (int64_t j = 0; j < ahead; ++j)
-          for (size_t off = 0; off < KvRowF32::RowBytes(n); off += 64) PrefetchL2(next + j * kv.pos_stride + off);
+        PrefetchKvRows(kv, head, j0 + rows + skip, j0 + rows + skip + ahead, n);
         ld = kv.pos_stride / 4;
         return reinterpret_cast<const float*>(src);
       }
@@ -239,27 +257,6 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
   ld = ldb;
   return buf;
 }
-
-HWY_INLINE size_t KvRowBytesNative(DType t, int32_t n) {
-  switch (t) {
-    case DType::F32: return KvRowF32::RowBytes(n);
-    case DType::F16: return KvRowF16::RowBytes(n);
-    case DType::Q8_0: return KvRowQ8_0::RowBytes(n);
-    case DType::Q4_0: return KvRowQ4_0::RowBytes(n);
-    default: return 0;
-  }
-}
-
-// Asks for rows p0 .. p1-1 of KV head `head` (natively read views only; a decoded view's owner knows
-// its layout, the kernel does not).
-HWY_INLINE void PrefetchKvRows(const KvView& kv, int32_t head, int64_t p0, int64_t p1, int32_t n) {
-  if (kv.decode) return;
-  const uint8_t* src = static_cast<const uint8_t*>(kv.data) + head * kv.head_stride;
-  const size_t rb = KvRowBytesNative(kv.type, n);
-  for (int64_t p = p0; p < p1; ++p)
-    for (size_t off = 0; off < rb; off += 64) PrefetchL2(src + p * kv.pos_stride + off);
-}
-
 
 // Bytes of one row of n values in the view's format.
 HWY_INLINE size_t KvRowBytes(const KvView& kv, int32_t n) {

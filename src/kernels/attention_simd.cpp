@@ -98,20 +98,8 @@ HWY_NOINLINE void ScoreBlock(D d, const float* HWY_RESTRICT q2, size_t rp2, cons
       for (size_t r = 0; r < RV; ++r) acc[k][r] = hn::MulAdd(ka, qa[r], acc[k][r]);
     }
   }
-  // Pair sums; keys 2i and 2i+1 interleaved into one vector.
-  for (size_t r = 0; r < RV; ++r) {
-    if constexpr (KB == 1) {
-      const V e = hn::Add(acc[0][r], hn::Shuffle2301(acc[0][r]));
-      const V neg_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
-      hn::Store(hn::OddEven(neg_inf, e), d, s2 + r * N);
-    } else {
-      for (size_t k = 0; k + 1 < KB; k += 2) {
-        const V e = hn::Add(acc[k][r], hn::Shuffle2301(acc[k][r]));
-        const V o = hn::Add(acc[k + 1][r], hn::Shuffle2301(acc[k + 1][r]));
-        hn::Store(hn::OddEven(o, e), d, s2 + (k / 2) * rp2 + r * N);
-      }
-    }
-  }
+  // Pair sums; keys 2i and 2i+1 interleaved into one vector (attention_i8-inl.h).
+  for (size_t r = 0; r < RV; ++r) StoreKeyPairSums<KB>(d, &acc[0][r], RV, s2 + r * N, rp2);
 }
 
 template <size_t RV, class D>

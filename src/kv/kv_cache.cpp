@@ -125,17 +125,82 @@ void KvCache::reserve(int64_t n) {
     rings_.assign(per * static_cast<size_t>(2 * cfg_.n_layer * cfg_.n_head_kv), 0);
   }
   if (n <= n_committed_) return;
+  if (n_committed_ == 0) {  // nothing mapped yet, or all of it dropped (release, truncate(0) of a fork)
+    n_mapped_ = 0;
+    huge_done_.clear();
+  }
   const int64_t target = std::min(cfg_.n_ctx, (n + kCommitChunk - 1) / kCommitChunk * kCommitChunk);
-  for (int64_t l = 0; l < cfg_.n_layer; ++l)
-    for (int kind = 0; kind < 2; ++kind) {
-      // Only the new units: the pages below may be copy-on-write views shared with another cache.
-      const int64_t units = (target + tpu_[kind] - 1) / tpu_[kind];
-      const int64_t old = (n_committed_ + tpu_[kind] - 1) / tpu_[kind];
-      for (int64_t h = 0; h < cfg_.n_head_kv; ++h)
-        mem_.commit(region_offset(l, kind, h) + unit_[kind] * static_cast<size_t>(old),
-                    unit_[kind] * static_cast<size_t>(units - old));
-    }
+  if (target > n_mapped_) {
+    // Mapped an eighth ahead (free until written): a 2 MiB chunk that ends in the middle of a head's region
+    // is then whole by the time it is 7/8 written (collapse_filled_chunks).
+    const int64_t ahead = std::min(cfg_.n_ctx, (target + target / 8 + kCommitChunk - 1) / kCommitChunk * kCommitChunk);
+    for (int64_t l = 0; l < cfg_.n_layer; ++l)
+      for (int kind = 0; kind < 2; ++kind) {
+        // Only the new units: the pages below may be copy-on-write views shared with another cache.
+        const int64_t units = (ahead + tpu_[kind] - 1) / tpu_[kind];
+        const int64_t old = (n_mapped_ + tpu_[kind] - 1) / tpu_[kind];
+        for (int64_t h = 0; h < cfg_.n_head_kv; ++h)
+          mem_.commit(region_offset(l, kind, h) + unit_[kind] * static_cast<size_t>(old),
+                      unit_[kind] * static_cast<size_t>(units - old));
+      }
+    n_mapped_ = ahead;
+  }
   n_committed_ = target;
+}
+
+// Huge pages: the KV cache is read end to end by every decode step, and in 4 KiB pages a 32-key f16 tile of
+// one head is a page: a TLB miss (a nested page walk in a VM) per tile and stream, and the hardware
+// prefetcher stops at every page. So a 2 MiB chunk of the memory file is collapsed into one huge page once
+// it is whole (mapped) and at most 1/8 of it is still unwritten (what the collapse allocates early; the
+// padding after a region's last position counts as written: it never will be). Not while pages are
+// shared copy-on-write (fork: kv_share.cpp). ReservedMemory::collapse_huge: STRATA_HUGE_PAGES=0 turns it off.
+void KvCache::collapse_filled_chunks() {
+  if (!pieces_.empty() || own_frozen_ || !mem_.file() || !ReservedMemory::huge_pages_enabled()) return;
+  constexpr size_t kChunk = ReservedMemory::kHugePage;
+  const size_t n_chunks = mem_.reserved() / kChunk;  // whole chunks only
+  if (n_chunks == 0) return;
+  if (huge_done_.size() != n_chunks) huge_done_.assign(n_chunks, 0);
+  size_t written[2], mapped[2], data[2];  // per region of each kind: bytes from its start
+  for (int kind = 0; kind < 2; ++kind) {
+    const int64_t t = tpu_[kind];
+    written[kind] = unit_[kind] * static_cast<size_t>(lo_ / t);
+    mapped[kind] = unit_[kind] * static_cast<size_t>((n_mapped_ + t - 1) / t);
+    data[kind] = unit_[kind] * static_cast<size_t>((cfg_.n_ctx + t - 1) / t);
+  }
+  const size_t per_layer_k = stride_[0] * static_cast<size_t>(cfg_.n_head_kv);
+  // The region holding byte `off` of mem_: (its start, its kind).
+  const auto region_at = [&](size_t off, size_t& start) {
+    const size_t l = off / layer_bytes_, in = off % layer_bytes_;
+    const int kind = in < per_layer_k ? 0 : 1;
+    const size_t in_kind = kind == 0 ? in : in - per_layer_k;
+    start = l * layer_bytes_ + (kind == 0 ? 0 : per_layer_k) + in_kind / stride_[kind] * stride_[kind];
+    return kind;
+  };
+  const auto try_chunk = [&](size_t c) {
+    if (c >= n_chunks || huge_done_[c]) return;
+    const size_t c0 = c * kChunk, c1 = c0 + kChunk;
+    size_t filled = 0;
+    for (size_t off = c0; off < c1;) {
+      size_t start;
+      const int kind = region_at(off, start);
+      const size_t end = std::min(c1, start + stride_[kind]);
+      if (start + mapped[kind] < end && start + mapped[kind] < start + data[kind]) return;  // not whole yet
+      const size_t w = start + written[kind], d = start + data[kind];
+      filled += std::min(end, w) > off ? std::min(end, w) - off : 0;  // written positions
+      filled += end > std::max(off, d) ? end - std::max(off, d) : 0;  // padding after the last position
+      off = end;
+    }
+    if (filled < kChunk / 8 * 7) return;
+    mem_.collapse_huge(c0, kChunk);
+    huge_done_[c] = 1;  // collapsed, or not possible now: not asked again (until the memory is dropped)
+  };
+  // Candidates: the chunks up to each region's written end.
+  for (int64_t l = 0; l < cfg_.n_layer; ++l)
+    for (int kind = 0; kind < 2; ++kind)
+      for (int64_t h = 0; h < cfg_.n_head_kv; ++h) {
+        const size_t start = region_offset(l, kind, h);
+        for (size_t c = start / kChunk; c * kChunk <= start + written[kind] && c < n_chunks; ++c) try_chunk(c);
+      }
 }
 
 void KvCache::store(int64_t layer, int64_t pos0, int64_t n_tok, const float* k, const float* v,
@@ -210,6 +275,7 @@ void KvCache::set_used(int64_t n) {
   STRATA_ASSERT(n >= 0 && n <= n_committed_, "KV positions used beyond those reserved");
   n_used_ = n;
   lo_step_ = lo_ = std::min(lo_, n);
+  collapse_filled_chunks();
 }
 
 void KvCache::truncate(int64_t n) {

@@ -217,6 +217,11 @@ class KvCache {
   // (layer, kind): the decode contexts of the views; cache is refreshed by view() (the cache may be moved).
   mutable std::vector<ViewCtx> view_ctx_;
   int64_t n_committed_ = 0;            // positions committed
+  // Huge pages (kv_cache.cpp: reserve, set_used). Positions [n_committed_, n_mapped_) are mapped ahead
+  // (nothing is allocated until written); huge_done_[c]: 2 MiB chunk c of mem_ is collapsed or given up on.
+  int64_t n_mapped_ = 0;
+  std::vector<uint8_t> huge_done_;
+  void collapse_filled_chunks();
   int64_t n_used_ = 0;
   int64_t lo_ = 0;                     // positions [0, lo_) encoded (as of the current step's stores)
   int64_t lo_step_ = 0;                // lo_ at the start of the step (set_used / truncate commit it)

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/reserved_memory.h"
 #include "kv/kv_format.h"
 
 namespace strata::runtime {
@@ -70,7 +71,9 @@ double process_cpu_s() {
 }
 
 // Random rows of head_dim values in the KV format, laid out like kv::KvCache: per KV head, positions one
-// after another ([head][pos], head_stride apart). A strata format (case.kv_format) is encoded with the
+// after another ([head][pos], head_stride apart), in memory allocated as KvCache's is: a memory file mapped
+// shared (ReservedMemory kSharedFile), in huge pages once filled (KvCache::reserve; STRATA_HUGE_PAGES=0:
+// small pages). A strata format (case.kv_format) is encoded with the
 // registry's encoder and read through its row decoder, as KvCache::view() serves it (one indirect call per
 // tile); GEAR is encoded in whole chunks (positions rounded up).
 struct RandomKv {
@@ -79,7 +82,8 @@ struct RandomKv {
     const uint8_t* data = nullptr;
     int64_t head_stride = 0, unit_stride = 0;
   };
-  std::vector<uint8_t> bytes;
+  ReservedMemory mem;
+  uint8_t* bytes = nullptr;
   DecodeCtx ctx;
   kernels::KvView view;
 
@@ -88,21 +92,28 @@ struct RandomKv {
     x.decode(x.data + head * x.head_stride, x.unit_stride, p0, p1, d, out, ld);
   }
 
+  void allocate(size_t n) {
+    mem = ReservedMemory(n, ReservedMemory::Backing::kSharedFile);
+    mem.commit(0, n);
+    bytes = mem.data();
+  }
+
   RandomKv(const AttnBenchCase& c, uint64_t seed) {
     const int32_t d = c.head_dim;
     std::mt19937_64 rng(seed);
     std::normal_distribution<float> nd(0.f, 1.f);
     if (c.kv_format.empty()) {
       const size_t rb = row_bytes(c.kv_type, d);
-      bytes.resize(rb * static_cast<size_t>(c.n * c.n_head_kv));
+      allocate(rb * static_cast<size_t>(c.n * c.n_head_kv));
       std::vector<float> x(static_cast<size_t>(d));
       for (int64_t r = 0; r < c.n * c.n_head_kv; ++r) {
         for (auto& e : x) e = nd(rng);
-        quantize_row(c.kv_type, x.data(), bytes.data() + r * rb, d);
+        quantize_row(c.kv_type, x.data(), bytes + r * rb, d);
       }
+      mem.collapse_huge(0, mem.reserved());
       const int64_t rbi = static_cast<int64_t>(rb);
-      view = c.token_major ? kernels::KvView{c.kv_type, bytes.data(), rbi, rbi * c.n_head_kv}
-                           : kernels::KvView{c.kv_type, bytes.data(), rbi * c.n, rbi};
+      view = c.token_major ? kernels::KvView{c.kv_type, bytes, rbi, rbi * c.n_head_kv}
+                           : kernels::KvView{c.kv_type, bytes, rbi * c.n, rbi};
       return;
     }
     const kv::KvFormat f = kv::parse_format(c.kv_format, "--kv-type");
@@ -111,15 +122,16 @@ struct RandomKv {
     const int64_t tpu = kv::format_info(f).tokens_per_unit;
     const int64_t units = (c.n + tpu - 1) / tpu;
     const size_t ub = kv::unit_bytes(f, d);
-    bytes.resize(ub * static_cast<size_t>(units * c.n_head_kv));
+    allocate(ub * static_cast<size_t>(units * c.n_head_kv));
     std::vector<float> x(static_cast<size_t>(tpu * d));
     kv::FormatParams p;
     p.head_dim = d;  // perm = identity for the calibrated formats
     for (int64_t u = 0; u < units * c.n_head_kv; ++u) {
       for (auto& e : x) e = nd(rng);
-      kv::encode_unit(f, p, x.data(), bytes.data() + u * ub);
+      kv::encode_unit(f, p, x.data(), bytes + u * ub);
     }
-    ctx = {kv::rows_decoder(f), bytes.data(), static_cast<int64_t>(ub) * units, static_cast<int64_t>(ub)};
+    mem.collapse_huge(0, mem.reserved());
+    ctx = {kv::rows_decoder(f), bytes, static_cast<int64_t>(ub) * units, static_cast<int64_t>(ub)};
     view.decode = &RandomKv::decode_rows;
     view.decode_ctx = &ctx;
     view.decode_bytes_per_row = kv::bytes_per_token(f, d);
