@@ -10,26 +10,13 @@
 #include "core/error.h"
 #include "plan/probe.h"
 #include "plan/roofline.h"
+#include "plan/ssd_profile_util.h"
 
 namespace strata::plan {
 namespace {
 
-MachineProfile with_ssd(double seq, double stream) {
-  MachineProfile p;
-  p.cpu_model = "test";
-  p.logical_cpus = 2;
-  p.dram_read_gbps = {{1, 10.0}, {2, 18.0}};
-  p.has_ssd = true;
-  p.ssd.path = "/tmp";
-  p.ssd.direct_io = true;
-  p.ssd.seq_read_gbps = seq;
-  p.ssd.stream_read_gbps = stream;
-  p.ssd.rand4k_qd1_iops = 20000;
-  return p;
-}
-
 TEST(ProbeSsd, StreamingFigureRoundTripsAndIsWhatThePlannerUses) {
-  MachineProfile p = with_ssd(0.99, 1.47);
+  MachineProfile p = test::profile_with_ssd(0.99, 1.47);
   p.ssd.stream_file = "/models/m.gguf";
   const MachineProfile q = MachineProfile::from_json(p.to_json());
   EXPECT_DOUBLE_EQ(q.ssd.seq_read_gbps, 0.99);
@@ -37,7 +24,7 @@ TEST(ProbeSsd, StreamingFigureRoundTripsAndIsWhatThePlannerUses) {
   EXPECT_EQ(q.ssd.stream_file, "/models/m.gguf");
   EXPECT_DOUBLE_EQ(rates_at(q, 2).ssd_seq_gbps, 1.47);
   // A profile written before the streaming figure existed: the sequential one.
-  EXPECT_DOUBLE_EQ(rates_at(with_ssd(0.99, 0.0), 2).ssd_seq_gbps, 0.99);
+  EXPECT_DOUBLE_EQ(rates_at(test::profile_with_ssd(0.99, 0.0), 2).ssd_seq_gbps, 0.99);
 }
 
 TEST(ProbeSsd, MeasuresStreamingReadsOverAnExistingFile) {
@@ -46,13 +33,13 @@ TEST(ProbeSsd, MeasuresStreamingReadsOverAnExistingFile) {
     std::vector<char> b(size_t{6} << 20, 'x');
     std::ofstream(path, std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size()));
   }
-  const double gbps = measure_stream_read_gbps(path, int64_t{1} << 30, 0.01);
+  const double gbps = measure_stream_rates(path, int64_t{1} << 30).first_gbps;
   EXPECT_GT(gbps, 0.0);
   EXPECT_LT(gbps, 1000.0);  // 6 MiB: the streamer's first pass, one 6 MiB "tensor" in three 2 MiB reads
   const std::string tiny = ::testing::TempDir() + "probe-tiny.bin";
   std::ofstream(tiny, std::ios::binary).write("abc", 3);
-  EXPECT_THROW(measure_stream_read_gbps(tiny, int64_t{1} << 30, 0.01), Error);
-  EXPECT_THROW(measure_stream_read_gbps(::testing::TempDir() + "no-such-file.bin", int64_t{1} << 30, 0.01), Error);
+  EXPECT_THROW(measure_stream_rates(tiny, int64_t{1} << 30), Error);
+  EXPECT_THROW(measure_stream_rates(::testing::TempDir() + "no-such-file.bin", int64_t{1} << 30), Error);
 }
 
 }  // namespace

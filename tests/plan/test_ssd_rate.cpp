@@ -14,6 +14,7 @@
 #include "plan/planner.h"
 #include "plan/probe.h"
 #include "plan/roofline.h"
+#include "plan/ssd_profile_util.h"
 
 namespace strata::plan {
 namespace {
@@ -104,22 +105,8 @@ TEST(SsdRate, PlannerPricesTheStreamedSetAtTheChosenRate) {
   EXPECT_EQ(k["ssd_reread_set_bytes"].get<int64_t>(), 0);
 }
 
-MachineProfile profile_with_ssd() {
-  MachineProfile p;
-  p.cpu_model = "test";
-  p.logical_cpus = 2;
-  p.dram_read_gbps = {{1, 10.0}, {2, 18.0}};
-  p.has_ssd = true;
-  p.ssd.path = "/tmp";
-  p.ssd.direct_io = true;
-  p.ssd.seq_read_gbps = 0.99;
-  p.ssd.stream_read_gbps = 1.06;
-  p.ssd.rand4k_qd1_iops = 20000;
-  return p;
-}
-
 TEST(SsdRate, RereadPointsRoundTripAndOldProfilesLoad) {
-  MachineProfile p = profile_with_ssd();
+  MachineProfile p = test::profile_with_ssd(0.99, 1.06);
   p.ssd.reread = {{876 * kMiB, 1.5}, {292 * kMiB, 1.7}};
   const MachineProfile q = MachineProfile::from_json(p.to_json());
   ASSERT_EQ(q.ssd.reread.size(), 2u);
