@@ -238,25 +238,6 @@ double measure_dram_read_gbps(int64_t bytes, int threads, int passes) {
 namespace {
 constexpr int64_t kStreamChunk = int64_t{2} << 20;
 
-// A read destination of `bytes` (a multiple of 2 MiB) in the streamer's kind of buffer (storage::AlignedBuffer:
-// transparent huge pages), 2 MiB-aligned so that it is whole huge pages. This matters: an O_DIRECT read of
-// 2 MiB into 4 KiB pages is 512 segments, which this VM's virtio disk (max_segments 254) splits into 3
-// requests; the streamer's ring slots are huge pages. Side by side (2026-11-29 18:30, load 7.5), 2 MiB
-// preads by two threads over the model ran at 0.8-1.0 GB/s into posix_memalign'ed 4 KiB pages and 1.6-1.8
-// GB/s into huge pages: most of the gap the planner under-predicted by (issue 8). The sequential test reads
-// into one; the streaming tests run the streamer itself (below).
-class ReadBuffer {
- public:
-  explicit ReadBuffer(int64_t bytes) : mem_(static_cast<size_t>(bytes + kStreamChunk)) {}
-  uint8_t* data() const {
-    const auto p = reinterpret_cast<uintptr_t>(mem_.data());
-    return reinterpret_cast<uint8_t*>((p + kStreamChunk - 1) / kStreamChunk * kStreamChunk);
-  }
-
- private:
-  storage::AlignedBuffer mem_;
-};
-
 // The probe's "tensors": the set is cut into pieces of this size (a TinyLlama-1.1B FFN matrix in Q8_0 is
 // 11.7 MiB, Llama-2-7B's in Q4_0 24.2 MiB), which the ring's slots are as large as.
 constexpr int64_t kProbeTensor = int64_t{12} << 20;
@@ -307,10 +288,6 @@ StreamReadRates measure_stream_rates(const std::string& file, int64_t max_bytes)
   return r;
 }
 
-double measure_stream_read_gbps(const std::string& file, int64_t max_bytes, double /*seconds_per_test*/) {
-  return measure_stream_rates(file, max_bytes).first_gbps;
-}
-
 SsdProfile measure_ssd(const std::string& dir, int64_t file_bytes, double seconds_per_test) {
   SsdProfile r;
   r.path = dir;
@@ -327,7 +304,10 @@ SsdProfile measure_ssd(const std::string& dir, int64_t file_bytes, double second
 
   TempFile tmp;
   tmp.path = (fs::path(dir) / ("strata-probe-" + std::to_string(::getpid()) + ".tmp")).string();
-  const ReadBuffer block_mem(kChunk);  // huge pages, as the streamer reads into (ReadBuffer)
+  // Huge pages, as the streamer reads into: an O_DIRECT read of 4 MiB into 4 KiB pages is 1024 segments, which
+  // this VM's virtio disk (max_segments 254) splits into several requests; side by side (2026-11-29 18:30,
+  // load 7.5) 2 MiB preads ran at 0.8-1.0 GB/s into 4 KiB pages and 1.6-1.8 GB/s into huge pages.
+  const storage::AlignedBuffer block_mem(kChunk);
   uint8_t* const block = block_mem.data();
   {  // Write incompressible data, then flush it to the device.
     Fd w;

@@ -109,8 +109,6 @@ struct StreamReadRates {
   std::vector<RereadPoint> reread;  // largest set first
 };
 StreamReadRates measure_stream_rates(const std::string& file, int64_t max_bytes);
-// StreamReadRates::first_gbps of the file (kept for callers of the pre-session-5 probe).
-double measure_stream_read_gbps(const std::string& file, int64_t max_bytes, double seconds_per_test);
 
 // $STRATA_PROFILE, else $HOME/.cache/strata/profile.json.
 std::string default_profile_path();
