@@ -50,19 +50,26 @@ std::shared_ptr<SharedFd> new_memfd(size_t size) {
 
 }  // namespace
 
+void* mmap_huge_aligned(size_t bytes, int prot, int flags) {
+  constexpr size_t kHuge = ReservedMemory::kHugePage;
+  const size_t span = bytes + kHuge;
+  void* p = ::mmap(nullptr, span, prot, flags, -1, 0);
+  if (p == MAP_FAILED) return p;
+  uint8_t* raw = static_cast<uint8_t*>(p);
+  uint8_t* base = reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(raw), kHuge));
+  if (base > raw) ::munmap(raw, static_cast<size_t>(base - raw));
+  if (raw + span > base + bytes) ::munmap(base + bytes, static_cast<size_t>(raw + span - (base + bytes)));
+  return base;
+}
+
 ReservedMemory::ReservedMemory(size_t bytes, Backing backing) {
   if (bytes == 0) return;
   size_ = round_up(bytes, page_size());
-  // kHugePage more than asked, then the unaligned head and the rest of the tail given back.
-  const size_t span = size_ + kHugePage;
-  void* p = ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap_huge_aligned(size_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
   if (p == MAP_FAILED)
     fail("cannot reserve {:.1f} MiB of address space: {}", static_cast<double>(size_) / (1 << 20),
          std::strerror(errno));
-  uint8_t* raw = static_cast<uint8_t*>(p);
-  base_ = reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(raw), kHugePage));
-  if (base_ > raw) ::munmap(raw, static_cast<size_t>(base_ - raw));
-  if (raw + span > base_ + size_) ::munmap(base_ + size_, static_cast<size_t>(raw + span - (base_ + size_)));
+  base_ = static_cast<uint8_t*>(p);
   if (backing == Backing::kSharedFile) file_ = new_memfd(size_);
 }
 

@@ -90,6 +90,11 @@ class ReservedMemory {
 
 inline size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
+// mmap(nullptr, bytes, prot, flags, -1, 0) starting on a ReservedMemory::kHugePage boundary (so every whole
+// 2 MiB of it can be a huge page): maps 2 MiB more, then unmaps the unaligned head and the rest of the tail.
+// MAP_FAILED (errno set) on failure.
+void* mmap_huge_aligned(size_t bytes, int prot, int flags);
+
 // The process's proportional set size (Pss): resident memory with every page divided by the number of
 // mappings of it, so pages shared by two copy-on-write views count once. With a name: only the mappings
 // whose path contains it (/proc/self/smaps; "memfd:strata-kv": the KV caches' memory, private copies

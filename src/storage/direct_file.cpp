@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/reserved_memory.h"
 
 namespace strata::storage {
 
@@ -26,22 +27,14 @@ AlignedBuffer::AlignedBuffer(size_t bytes) {
   // and the disk gets one request per 2 MiB read instead of three (a 2 MiB read into 4 KiB pages is 512
   // segments, more than a virtio queue's 254). The start is 2 MiB-aligned so every whole 2 MiB of the
   // buffer can be a huge page; the size is not rounded up (that would count against --mem).
-  constexpr size_t kHuge = size_t{2} << 20;
-  const bool huge = size_ >= 2 * kHuge;
-  const size_t reserve = huge ? size_ + kHuge : size_;
-  void* p = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const bool huge = size_ >= 2 * ReservedMemory::kHugePage;
+  constexpr int kProt = PROT_READ | PROT_WRITE, kFlags = MAP_PRIVATE | MAP_ANONYMOUS;
+  void* p = huge ? mmap_huge_aligned(size_, kProt, kFlags) : mmap(nullptr, size_, kProt, kFlags, -1, 0);
   if (p == MAP_FAILED) fail("cannot allocate {} bytes for model weights: {}", size_, std::strerror(errno));
   data_ = static_cast<uint8_t*>(p);
-  if (huge) {  // unmap the unaligned head and the rest of the tail
-    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    const size_t head = ((a + kHuge - 1) & ~(kHuge - 1)) - a;
-    if (head > 0) munmap(p, head);
-    data_ += head;
-    if (kHuge - head > 0) munmap(data_ + size_, kHuge - head);
 #ifdef MADV_HUGEPAGE
-    ::madvise(data_, size_, MADV_HUGEPAGE);
+  if (huge) ::madvise(data_, size_, MADV_HUGEPAGE);
 #endif
-  }
 }
 
 AlignedBuffer::AlignedBuffer(AlignedBuffer&& o) noexcept
