@@ -37,11 +37,12 @@ struct AttnOptions {
   bool progress = false;
 };
 
-// f32, f16, q8_0, q4_0: read natively by the kernel (kv_type); any other KV format of the registry (bfp4,
+// f32, f16, bf16, q8_0, q4_0: read natively by the kernel (kv_type); any other KV format of the registry (bfp4,
 // gear2, ...): through its row decoder, as the KV cache serves it (kv_format).
 void set_attn_kv_type(const std::string& s, runtime::AttnBenchCase& c) {
   if (s == "f32") c.kv_type = DType::F32;
   else if (s == "f16") c.kv_type = DType::F16;
+  else if (s == "bf16") c.kv_type = DType::BF16;
   else if (s == "q8_0") c.kv_type = DType::Q8_0;
   else if (s == "q4_0") c.kv_type = DType::Q4_0;
   else c.kv_format = kv::format_name(kv::parse_format(s, "--kv-type"));
@@ -132,7 +133,7 @@ RunFn setup_bench_attn(CLI::App& sub) {
   sub.add_option("--heads", o->heads, "query heads")->capture_default_str();
   sub.add_option("--kv-heads", o->kv_heads, "KV heads (GQA: heads / kv-heads queries share one)")->capture_default_str();
   sub.add_option("--kv-type", o->kv_type,
-                 "KV format: f32, f16, q8_0, q4_0 (read by the kernel) or another of " + kv::format_name_list() +
+                 "KV format: f32, f16, bf16, q8_0, q4_0 (read by the kernel) or another of " + kv::format_name_list() +
                      " (through the format's row decoder)")
       ->capture_default_str();
   sub.add_option("--layers", o->layers,

@@ -31,8 +31,9 @@ void check_shape(const AttentionShape& s, int64_t n_q, int64_t q_pos0, const KvV
     fail("attention: {} keys is more than the 16M (2^24) this kernel supports", n_kv);
   for (const KvView* kv : {&k, &v}) {
     if (kv->decode) continue;  // decoded by its owner, any format
-    if (kv->type != DType::F32 && kv->type != DType::F16 && kv->type != DType::Q8_0 && kv->type != DType::Q4_0)
-      fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0, q4_0)", dtype_name(kv->type));
+    if (kv->type != DType::F32 && kv->type != DType::F16 && kv->type != DType::BF16 && kv->type != DType::Q8_0 &&
+        kv->type != DType::Q4_0)
+      fail("attention: KV cache type {} is not supported (supported: f32, f16, bf16, q8_0, q4_0)", dtype_name(kv->type));
     if ((kv->type == DType::Q8_0 || kv->type == DType::Q4_0) && s.head_dim % 32 != 0)
       fail("attention: a {} KV cache needs head_dim to be a multiple of 32 (head_dim {}): use f16",
            dtype_name(kv->type), s.head_dim);

@@ -16,7 +16,7 @@ using KvRowsDecodeFn = void (*)(const void* ctx, int32_t head, int64_t p0, int64
                                 float* out, int64_t ld);
 
 // One layer's K or V for one sequence. Element (kv_head h, position p) is a row of head_dim values of
-// `type` (F32, F16, Q8_0, Q4_0) starting at data + h*head_stride + p*pos_stride (bytes).
+// `type` (F32, F16, BF16, Q8_0, Q4_0) starting at data + h*head_stride + p*pos_stride (bytes).
 // With `decode` set, the kernel ignores type/data/strides and loads each tile through decode(decode_ctx,
 // ...) instead: one indirect call per tile, fused into the tile loop (never a full-cache copy). Such rows
 // are in the format's stored domain: a format with an orthogonal channel transform T (permutation,

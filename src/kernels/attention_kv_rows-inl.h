@@ -63,6 +63,26 @@ struct KvRowF16 {
   }
 };
 
+// bfloat16 rows: the upper half of a float32, widened by a shift.
+struct KvRowBF16 {
+  static constexpr size_t RowBytes(int32_t n) { return 2 * static_cast<size_t>(n); }
+  template <class D>
+  static HWY_INLINE void Load(D d, const uint8_t* HWY_RESTRICT src, float* HWY_RESTRICT dst, int32_t n) {
+    const hn::Rebind<uint32_t, D> du32;
+    const hn::Rebind<uint16_t, D> du16;
+    const auto* h = reinterpret_cast<const uint16_t*>(src);
+    const int32_t N = static_cast<int32_t>(hn::Lanes(d));
+    int32_t i = 0;
+    for (; i + N <= n; i += N)
+      hn::StoreU(hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, h + i)))), d, dst + i);
+    for (; i < n; ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, src + 2 * i, 2);
+      dst[i] = bf16_to_f32(bits);
+    }
+  }
+};
+
 // A block's fp16 scale as float32 with the CPU's conversion instruction (F16C), not the bit-twiddling
 // of fp16_to_f32 (same value: both are exact).
 template <class D>
@@ -179,6 +199,7 @@ HWY_INLINE size_t KvRowBytesNative(DType t, int32_t n) {
   switch (t) {
     case DType::F32: return KvRowF32::RowBytes(n);
     case DType::F16: return KvRowF16::RowBytes(n);
+    case DType::BF16: return KvRowBF16::RowBytes(n);
     case DType::Q8_0: return KvRowQ8_0::RowBytes(n);
     case DType::Q4_0: return KvRowQ4_0::RowBytes(n);
     default: return 0;
@@ -233,6 +254,15 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
       }
       LoadRows<KvRowF16>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
       break;
+    case DType::BF16:
+      bytes += rows * static_cast<int64_t>(KvRowBF16::RowBytes(n));
+      if (kv.pos_stride == static_cast<int64_t>(KvRowBF16::RowBytes(n))) {
+        LoadFlat<KvRowBF16>(d, src, rows, n, buf, ahead, skip);
+        ld = n;
+        return buf;
+      }
+      LoadRows<KvRowBF16>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
+      break;
     case DType::Q8_0:
       bytes += rows * static_cast<int64_t>(KvRowQ8_0::RowBytes(n));
       if (kv.pos_stride == static_cast<int64_t>(KvRowQ8_0::RowBytes(n))) {
@@ -252,7 +282,7 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
       LoadRows<KvRowQ4_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
       break;
     default:
-      fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0, q4_0)", dtype_name(kv.type));
+      fail("attention: KV cache type {} is not supported (supported: f32, f16, bf16, q8_0, q4_0)", dtype_name(kv.type));
   }
   ld = ldb;
   return buf;

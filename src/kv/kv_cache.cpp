@@ -61,7 +61,7 @@ KvCache::KvCache(const KvCacheConfig& cfg) : cfg_(cfg) {
     max_tpu = std::max<int64_t>(max_tpu, tpu_[kind]);
   }
   for (int kind = 0; kind < 2; ++kind)
-    native_[kind] = !tail && (fmt_[kind] == KvFormat::F32 || fmt_[kind] == KvFormat::F16 ||
+    native_[kind] = !tail && (fmt_[kind] == KvFormat::F32 || fmt_[kind] == KvFormat::F16 || fmt_[kind] == KvFormat::BF16 ||
                               fmt_[kind] == KvFormat::Q8_0 || fmt_[kind] == KvFormat::Q4_0);
   if (cfg.calibration) {
     cfg.calibration->check_shape(static_cast<int32_t>(cfg.n_layer), static_cast<int32_t>(cfg.n_head_kv),
@@ -341,7 +341,7 @@ void KvCache::decode_view_rows(const void* ctx, int32_t head, int64_t p0, int64_
 kernels::KvView KvCache::view(int64_t layer, int kind) const {
   kernels::KvView v;
   if (native_[kind]) {
-    v.type = *format_info(fmt_[kind]).dtype;  // f32, f16, q8_0, q4_0: decoded by the kernel itself
+    v.type = *format_info(fmt_[kind]).dtype;  // f32, f16, bf16, q8_0, q4_0: decoded by the kernel itself
     v.data = mem_.data() + region_offset(layer, kind, 0);
     v.head_stride = static_cast<int64_t>(stride_[kind]);
     v.pos_stride = static_cast<int64_t>(unit_[kind]);

@@ -19,9 +19,10 @@ double kv_elem_bytes(DType t) {
   switch (t) {
     case DType::F32: return 4;
     case DType::F16: return 2;
+    case DType::BF16: return 2;
     case DType::Q8_0: return static_cast<double>(sizeof(block_q8_0)) / QK8_0;
     case DType::Q4_0: return static_cast<double>(sizeof(block_q4_0)) / QK4_0;
-    default: fail("bench attn: KV type {} is not supported (f32, f16, q8_0, q4_0)", dtype_name(t));
+    default: fail("bench attn: KV type {} is not supported (f32, f16, bf16, q8_0, q4_0)", dtype_name(t));
   }
 }
 

@@ -20,7 +20,7 @@ void check(const AttnCase& c) {
   EXPECT_LE(max_abs_diff(out.data(), want.data(), out.size()), attention_tolerance(c.type));
 }
 
-constexpr DType kTypes[] = {DType::F32, DType::F16, DType::Q8_0};
+constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0};
 
 // Prefill of a whole prompt (q_pos0 = 0, n_q = n_kv), causal and not, every format, short lengths.
 TEST(Attention, PrefillShortLengthsEveryFormat) {

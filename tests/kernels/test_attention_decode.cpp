@@ -21,7 +21,7 @@ double run_and_compare(const AttnCase& c, AttnData& a, const kernels::AttentionC
 
 // One decode step at the end of caches of every length, every format, tinyllama's GQA (4 KV heads × 8).
 TEST(AttentionDecode, LengthsAndFormats) {
-  for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0})
     for (int64_t n : {1, 2, 3, 17, 63, 64, 65, 127, 255, 1000, 4097}) {
       AttnCase c;
       c.n_q = 1; c.q_pos0 = n - 1; c.n_kv = n; c.n_head_kv = n > 1000 ? 2 : 4; c.group = 8; c.type = t;
@@ -36,7 +36,7 @@ TEST(AttentionDecode, LengthsAndFormats) {
 // converts a tile at a time as one long row (LoadFlat). Every native format, odd lengths, head dims 64/80/128
 // (q8_0/q4_0 need multiples of 32), GQA 1/4/8, the default tile and an odd one (17 keys).
 TEST(AttentionDecode, CacheLayoutEveryNativeFormat) {
-  for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0})
     for (int32_t d : {64, 80, 128})
       for (int32_t group : {1, 4, 8})
         for (int64_t n : {1, 5, 33, 200, 1027}) {
@@ -110,7 +110,7 @@ TEST(AttentionDecode, SmallBatches) {
 // A planted score far above the shared estimate (key 777 aligned with query head 3) takes the exact
 // fallback: the partial holding it raises its max and rescales; the combine weighs the partials.
 TEST(AttentionDecode, SharedMaxFallback) {
-  for (DType t : {DType::F32, DType::F16, DType::Q8_0})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0})
     for (int32_t splits : {1, 3}) {
       AttnCase c;
       c.n_q = 1; c.q_pos0 = 1499; c.n_kv = 1500; c.n_head_kv = 2; c.group = 4; c.type = t; c.threads = 2;
@@ -136,7 +136,7 @@ TEST(AttentionDecode, SharedMaxFallback) {
 
 // A decode step at position p gives the row p of a causal prefill over the same cache.
 TEST(AttentionDecode, DecodeEqualsPrefill) {
-  for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0}) {
     AttnCase c;
     c.n_q = 300; c.q_pos0 = 0; c.n_kv = 300; c.n_head_kv = 2; c.group = 4; c.type = t; c.threads = 2;
     AttnData a(c);

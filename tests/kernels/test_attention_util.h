@@ -38,6 +38,7 @@ inline size_t kv_row_bytes(DType t, int32_t d) {
   switch (t) {
     case DType::F32: return 4 * static_cast<size_t>(d);
     case DType::F16: return 2 * static_cast<size_t>(d);
+    case DType::BF16: return 2 * static_cast<size_t>(d);
     case DType::Q8_0: return sizeof(block_q8_0) * static_cast<size_t>(d / QK8_0);
     case DType::Q4_0: return sizeof(block_q4_0) * static_cast<size_t>(d / QK4_0);
     default: ADD_FAILURE() << "unsupported KV type"; return 0;
@@ -71,6 +72,12 @@ struct KvBuffer {
               std::memcpy(row + 2 * i, &hv, 2);
             }
             break;
+          case DType::BF16:
+            for (int32_t i = 0; i < d; ++i) {
+              const uint16_t hv = f32_to_bf16(src[i]);
+              std::memcpy(row + 2 * i, &hv, 2);
+            }
+            break;
           case DType::Q8_0: {
             std::vector<block_q8_0> blk(static_cast<size_t>(d / QK8_0));
             quantize_q8_0(src, blk.data(), d);
@@ -101,11 +108,13 @@ namespace strata::test {
 inline const bool kAttentionExactByDefault = (kernels::set_attention_int8_scores_default(false), true);
 
 // Stated tolerances: largest |kernel - float64 reference| over the outputs, for values ~N(0, 1).
-// The reference reads the same (dequantized) K/V rows, so the tolerance covers float32 arithmetic only.
+// The reference reads the same (dequantized) K/V rows, so the tolerance covers float32 arithmetic only
+// (bf16 K/V decoding on AMX too: q and p as bf16 hi + lo, ~2^-17 relative; attention_amx.h).
 inline double attention_tolerance(DType kv_type) {
   switch (kv_type) {
     case DType::F32: return 5e-5;
     case DType::F16: return 5e-5;
+    case DType::BF16: return 5e-5;
     case DType::Q8_0: return 5e-5;
     case DType::Q4_0: return 5e-5;
     default: return 0;

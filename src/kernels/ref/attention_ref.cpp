@@ -27,6 +27,11 @@ void load_kv_row(const KvView& kv, int64_t kv_head, int64_t pos, int32_t head_di
       for (int32_t i = 0; i < head_dim; ++i) dst[i] = fp16_to_f32(x[i]);
       return;
     }
+    case DType::BF16: {
+      const auto* x = reinterpret_cast<const uint16_t*>(row);
+      for (int32_t i = 0; i < head_dim; ++i) dst[i] = bf16_to_f32(x[i]);
+      return;
+    }
     case DType::Q8_0: {
       STRATA_ASSERT(head_dim % QK8_0 == 0, "q8_0 KV needs head_dim to be a multiple of 32");
       const auto* b = reinterpret_cast<const block_q8_0*>(row);
@@ -48,7 +53,7 @@ void load_kv_row(const KvView& kv, int64_t kv_head, int64_t pos, int32_t head_di
       return;
     }
     default:
-      fail("attention: KV cache type {} is not supported (supported: f32, f16, q8_0, q4_0)", dtype_name(kv.type));
+      fail("attention: KV cache type {} is not supported (supported: f32, f16, bf16, q8_0, q4_0)", dtype_name(kv.type));
   }
 }
 
