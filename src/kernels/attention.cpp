@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/attention_amx.h"
 #include "kernels/attention_item.h"
 
 namespace strata::kernels {
@@ -71,6 +72,7 @@ void AttentionIoStats::add(const AttentionIoStats& o) {
   kv_tiles += o.kv_tiles;
   rescales += o.rescales;
   items += o.items;
+  amx_items += o.amx_items;
 }
 
 const CacheSizes& cache_sizes() {
@@ -110,6 +112,24 @@ bool attention_int8_scores_default() {
 }
 
 void set_attention_int8_scores_default(bool on) { g_int8_scores.store(on ? 1 : 0, std::memory_order_relaxed); }
+
+namespace {
+std::atomic<int> g_amx{-1};  // -1: not yet read from the environment
+}  // namespace
+
+int attention_amx_default() {
+  int v = g_amx.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("STRATA_ATTN_AMX");
+    v = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : 3;
+    g_amx.store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+
+void set_attention_amx_default(int amx) { g_amx.store(amx == 0 || amx == 1 ? amx : 3, std::memory_order_relaxed); }
+
+bool attention_amx_usable() { return detail::amx_usable(); }
 
 AttentionConfig resolve_attention_config(const AttentionShape& s, int64_t n_q, int64_t n_kv, int n_threads,
                                          const AttentionConfig& config) {
@@ -154,6 +174,8 @@ AttentionConfig resolve_attention_config(const AttentionShape& s, int64_t n_q, i
     }();
     c.int8_scores = attention_int8_scores_default() && (decoding || g_int8_scores.load() == 2) ? digits : 0;
   }
+  if (c.amx < 0) c.amx = attention_amx_default();
+  if (c.amx != 0 && c.amx != 1) c.amx = 3;
   return c;
 }
 
@@ -220,6 +242,7 @@ void attention(const AttentionShape& s, const float* q, int64_t n_q, int64_t q_p
         it.max_slack = cfg.max_slack;
         it.seed_max = cfg.shared_max > 0;
         it.int8_scores = static_cast<int8_t>(std::clamp(cfg.int8_scores, 0, 2));
+        it.amx = static_cast<int8_t>(cfg.amx);
         if (n_chunks == 1) it.out = out;
         items.push_back(it);
         cost.push_back(nh * nq * (it.kv_end - it.kv_begin));

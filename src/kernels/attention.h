@@ -73,6 +73,12 @@ struct AttentionConfig {
   // outputs by ~2e-2 of their size, beyond tests/kv's 1e-4 check against the decoded rows);
   // -1 (default) = 2 when decoding, unless attention_int8_scores_default() is off.
   int32_t int8_scores = -1;
+  // AMX tiles (attention_amx.h): items of at most 16 query rows (decoding) over bf16 K/V with head_dim a
+  // multiple of 32 run Q·Kᵀ and P·V as bf16 tile products on CPUs with AMX-BF16 (Sapphire Rapids and
+  // later), the rest as above. 0 off; 1: one product (q and p rounded to bf16: ~1e-2 of outputs ~N(0,1));
+  // 3: q and p split into bf16 hi + lo, two products (float32-like, ~1e-5: the default); -1 (default) = 3
+  // unless attention_amx_default() says otherwise. Used only where attention_amx_usable().
+  int32_t amx = -1;
 };
 
 // The process-wide default of AttentionConfig::int8_scores: on, unless STRATA_ATTN_INT8=0 is set in the
@@ -80,6 +86,13 @@ struct AttentionConfig {
 // STRATA_ATTN_INT8=all: on for prefill too (to measure the approximation with `strata ppl --kl-base`).
 bool attention_int8_scores_default();
 void set_attention_int8_scores_default(bool on);
+
+// The process-wide default of AttentionConfig::amx: 3 (on), unless STRATA_ATTN_AMX=0 (off) or =1 (one
+// product) is set in the environment or set_attention_amx_default() was called. Whether this CPU and OS
+// allow AMX at all: attention_amx_usable().
+int attention_amx_default();
+void set_attention_amx_default(int amx);
+bool attention_amx_usable();
 
 // The bytes the algorithm moves between memory and the cores, counted per call (not measured):
 // K/V rows of every tile it loads (storage format bytes), Q read, O written, split partials.
@@ -92,6 +105,7 @@ struct AttentionIoStats {
   int64_t kv_tiles = 0;       // K/V tiles processed (fully masked tiles are skipped, not counted)
   int64_t rescales = 0;       // (row, tile) pairs where a seeded/finite running max had to be raised
   int64_t items = 0;          // work items run
+  int64_t amx_items = 0;      // of which on AMX tiles (AttentionConfig::amx)
   AttentionConfig config;     // the resolved tiling of the call
 
   int64_t total_bytes() const { return q_bytes + k_bytes + v_bytes + o_bytes + partial_bytes; }

@@ -24,6 +24,9 @@ struct AttnItem {
   // Q·Kᵀ in int8 where the K format and the CPU allow (attention_i8-inl.h): 0 off, 1 or 2 digits per query
   // value (AttentionConfig::int8_scores).
   int8_t int8_scores = 0;
+  // Q·Kᵀ and P·V on AMX tiles where the CPU, the K/V formats and the rows allow (attention_amx.h): 0 off,
+  // 1 one bf16 product, 3 three (hi/lo split: float32-like accuracy) (AttentionConfig::amx).
+  int8_t amx = 0;
   // Exactly one is set: out = the whole output array (rows are normalized and written in place);
   // partial = [kv_heads][rows][head_dim + 2]: the unnormalized o row, then its running max m and sum l.
   float* out = nullptr;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/simd_config.h"  // first: the target list (AVX3_DL for the int8 scores)
+#include "kernels/attention_amx.h"
 #include "kernels/attention_item.h"
 
 // SSSE3 adds compile time and no speed over SSE4 (which every x86-64 CPU of the last 15 years has).
@@ -543,6 +544,7 @@ HWY_EXPORT(RunItem);
 HWY_EXPORT(TargetName);
 
 void run_attention_item(const AttnItem& item, AttentionIoStats& stats) {
+  if (item.amx && run_attention_item_amx(item, stats)) return;
   HWY_DYNAMIC_DISPATCH(RunItem)(item, stats);
 }
 

@@ -149,7 +149,10 @@ TEST(AttentionDecode, DecodeEqualsPrefill) {
       kernels::attention(a.shape, a.q.data() + p * row, 1, p, a.k.view, a.v.view, p + 1, step.data(), pool);
       double e = 0;
       for (int64_t i = 0; i < row; ++i) e = std::max(e, std::fabs(double(step[i]) - prefill[p * row + i]));
-      EXPECT_LE(e, 2e-6) << "position " << p << " type " << dtype_name(t);
+      // Both float32 paths agree to rounding; bf16 decode steps on AMX tiles (q and p as bf16 hi + lo) to
+      // ~2^-17 relative against the float32 prefill.
+      const double tol = t == DType::BF16 && kernels::attention_amx_usable() ? 3e-5 : 2e-6;
+      EXPECT_LE(e, tol) << "position " << p << " type " << dtype_name(t);
     }
   }
 }
