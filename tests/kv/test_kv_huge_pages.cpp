@@ -70,7 +70,9 @@ TEST(KvHugePages, ABarelyUsedCacheStaysInSmallPages) {
   feed(kv, make(100, 3), 0, 100, 50);
   EXPECT_EQ(kv_huge(), h0);
   // 100 rows × 128 bytes in 8 regions: a few pages each, far from 2 MiB chunks.
-  if (p0 > 0) EXPECT_LT(process_pss_bytes(kKvMemfdName) - p0, 1 * kMiB);
+  if (p0 > 0) {
+    EXPECT_LT(process_pss_bytes(kKvMemfdName) - p0, 1 * kMiB);
+  }
 }
 
 TEST(KvHugePages, ForksOfAHugePageCacheShareAndKeepTheirWritesApart) {

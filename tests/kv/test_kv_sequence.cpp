@@ -177,10 +177,13 @@ TEST(KvSequence, ShiftRotatesKeysLikeRopeAtTheNewPositions) {
           }
         const double format_err = rms_diff(keys_before, keys_orig), shift_err = rms_diff(keys_after, keys_want);
         EXPECT_LT(shift_err, 2.0 * format_err + 1e-5 * rms(keys_want)) << format_err;
-        if (info.format == KvFormat::F32 && window == 0) EXPECT_LT(shift_err, 1e-6 * rms(keys_want));
+        if (info.format == KvFormat::F32 && window == 0) {
+          EXPECT_LT(shift_err, 1e-6 * rms(keys_want));
+        }
         // Rows outside [p0, p1) are untouched unless they share a GEAR chunk with shifted rows.
-        if (info.tokens_per_unit == 1)
+        if (info.tokens_per_unit == 1) {
           for (int64_t i = 0; i < p0 * kDim; ++i) ASSERT_EQ(keys_after[i], keys_before[i]);
+        }
       }
   KvCache kv(config(KvFormat::F16, 0, 64));
   feed(kv, r, 0, 10, 10);

@@ -78,8 +78,12 @@ TEST(StreamPipeline, PlannerSpreadsStreamedFfnLayersAndPredictsBetweenTheBounds)
     ++n_kind[t.name.find("ffn_down") != std::string::npos ? 0 : t.name.find("ffn_up") != std::string::npos ? 1 : 2];
   }
   EXPECT_GT(n_kind[0], 0);
-  if (n_kind[1] > 0) EXPECT_EQ(n_kind[0], m.n_layer);
-  if (n_kind[2] > 0) EXPECT_EQ(n_kind[1], m.n_layer);
+  if (n_kind[1] > 0) {
+    EXPECT_EQ(n_kind[0], m.n_layer);
+  }
+  if (n_kind[2] > 0) {
+    EXPECT_EQ(n_kind[1], m.n_layer);
+  }
   EXPECT_LE(*std::max_element(per_layer.begin(), per_layer.end()) - *std::min_element(per_layer.begin(), per_layer.end()), 1);
   // Spread: streamed layers in both halves of the pass, not its last layers.
   EXPECT_GT(per_layer[1] + per_layer[2] + per_layer[3] + per_layer[4] + per_layer[5], 0);
