@@ -58,7 +58,9 @@ TEST(StreamPack, SimdPackerMatchesScalarOnEveryTarget) {
             // A partial tile is left to the scalar packer.
             EXPECT_FALSE(pack_panel_tile_simd(*f, R, src.data(), stride, R - 1, cols, got.data()));
           }
-          if (target != HWY_SCALAR) EXPECT_EQ(accepted, 1) << hwy::TargetName(target) << ": one tile height fits";
+          if (target != HWY_SCALAR) {
+            EXPECT_EQ(accepted, 1) << hwy::TargetName(target) << ": one tile height fits";
+          }
         }
       }
     }
