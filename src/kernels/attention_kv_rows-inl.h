@@ -216,6 +216,24 @@ HWY_INLINE void PrefetchKvRows(const KvView& kv, int32_t head, int64_t p0, int64
     for (size_t off = 0; off < rb; off += 64) PrefetchL2(src + p * kv.pos_stride + off);
 }
 
+// The rows at src in the format Row into buf: as one long row when they are contiguous (ld = n), else row
+// by row (ld = n rounded up to 16). Adds the bytes read to `bytes`.
+template <class Row, class D>
+HWY_INLINE const float* LoadNativeTile(D d, const KvView& kv, const uint8_t* src, int64_t rows, int32_t n,
+                                       float* HWY_RESTRICT buf, int64_t& ld, int64_t& bytes, int64_t ahead,
+                                       int64_t skip) {
+  const int64_t rb = static_cast<int64_t>(Row::RowBytes(n));
+  bytes += rows * rb;
+  if (kv.pos_stride == rb) {
+    LoadFlat<Row>(d, src, rows, n, buf, ahead, skip);
+    ld = n;
+  } else {
+    ld = (n + 15) & ~int64_t{15};
+    LoadRows<Row>(d, src, kv.pos_stride, rows, n, buf, ld, ahead, skip);
+  }
+  return buf;
+}
+
 // Rows j0 .. j0+rows-1 of KV head `head` as float32 [rows][ld]: a pointer into the cache itself for f32
 // (no copy), else `buf` filled by the format's loader (ld = head_dim for rows stored contiguously, else
 // head_dim rounded up to 16). Returns the rows and sets ld; `bytes` gets the bytes read from the cache. The
@@ -245,42 +263,10 @@ HWY_INLINE const float* LoadKvTile(D d, const KvView& kv, int32_t head, int64_t 
       }
       LoadRows<KvRowF32>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
       break;
-    case DType::F16:
-      bytes += rows * static_cast<int64_t>(KvRowF16::RowBytes(n));
-      if (kv.pos_stride == static_cast<int64_t>(KvRowF16::RowBytes(n))) {
-        LoadFlat<KvRowF16>(d, src, rows, n, buf, ahead, skip);
-        ld = n;
-        return buf;
-      }
-      LoadRows<KvRowF16>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
-      break;
-    case DType::BF16:
-      bytes += rows * static_cast<int64_t>(KvRowBF16::RowBytes(n));
-      if (kv.pos_stride == static_cast<int64_t>(KvRowBF16::RowBytes(n))) {
-        LoadFlat<KvRowBF16>(d, src, rows, n, buf, ahead, skip);
-        ld = n;
-        return buf;
-      }
-      LoadRows<KvRowBF16>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
-      break;
-    case DType::Q8_0:
-      bytes += rows * static_cast<int64_t>(KvRowQ8_0::RowBytes(n));
-      if (kv.pos_stride == static_cast<int64_t>(KvRowQ8_0::RowBytes(n))) {
-        LoadFlat<KvRowQ8_0>(d, src, rows, n, buf, ahead, skip);
-        ld = n;
-        return buf;
-      }
-      LoadRows<KvRowQ8_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
-      break;
-    case DType::Q4_0:
-      bytes += rows * static_cast<int64_t>(KvRowQ4_0::RowBytes(n));
-      if (kv.pos_stride == static_cast<int64_t>(KvRowQ4_0::RowBytes(n))) {
-        LoadFlat<KvRowQ4_0>(d, src, rows, n, buf, ahead, skip);
-        ld = n;
-        return buf;
-      }
-      LoadRows<KvRowQ4_0>(d, src, kv.pos_stride, rows, n, buf, ldb, ahead, skip);
-      break;
+    case DType::F16: return LoadNativeTile<KvRowF16>(d, kv, src, rows, n, buf, ld, bytes, ahead, skip);
+    case DType::BF16: return LoadNativeTile<KvRowBF16>(d, kv, src, rows, n, buf, ld, bytes, ahead, skip);
+    case DType::Q8_0: return LoadNativeTile<KvRowQ8_0>(d, kv, src, rows, n, buf, ld, bytes, ahead, skip);
+    case DType::Q4_0: return LoadNativeTile<KvRowQ4_0>(d, kv, src, rows, n, buf, ld, bytes, ahead, skip);
     default:
       fail("attention: KV cache type {} is not supported (supported: f32, f16, bf16, q8_0, q4_0)", dtype_name(kv.type));
   }
