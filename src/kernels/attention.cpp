@@ -96,38 +96,37 @@ const CacheSizes& cache_sizes() {
 }
 
 namespace {
-// STRATA_ATTN_INT8=0 in the environment turns the int8 scores off by default; =all turns them on for prefill
-// too (the same per-row approximation: for `strata ppl --kl-base`, which scores by prefill).
-std::atomic<int> g_int8_scores{-1};  // -1: not yet read from the environment
-}  // namespace
-
-bool attention_int8_scores_default() {
-  int v = g_int8_scores.load(std::memory_order_relaxed);
+// A process-wide default level: the environment variable `name` read once (`parse` maps its value, null
+// when unset, to the level), unless a setter stored a level first.
+int env_level(std::atomic<int>& g, const char* name, int (*parse)(const char*)) {
+  int v = g.load(std::memory_order_relaxed);
   if (v < 0) {
-    const char* e = std::getenv("STRATA_ATTN_INT8");
-    v = e && e[0] == '0' ? 0 : e && std::string_view(e) == "all" ? 2 : 1;
-    g_int8_scores.store(v, std::memory_order_relaxed);
-  }
-  return v != 0;
-}
-
-void set_attention_int8_scores_default(bool on) { g_int8_scores.store(on ? 1 : 0, std::memory_order_relaxed); }
-
-namespace {
-std::atomic<int> g_amx{-1};  // -1: not yet read from the environment
-}  // namespace
-
-int attention_amx_default() {
-  int v = g_amx.load(std::memory_order_relaxed);
-  if (v < 0) {
-    const char* e = std::getenv("STRATA_ATTN_AMX");
-    v = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : 3;
-    g_amx.store(v, std::memory_order_relaxed);
+    v = parse(std::getenv(name));
+    g.store(v, std::memory_order_relaxed);
   }
   return v;
 }
 
-void set_attention_amx_default(int amx) { g_amx.store(amx == 0 || amx == 1 ? amx : 3, std::memory_order_relaxed); }
+// STRATA_ATTN_INT8=0 in the environment turns the int8 scores off by default; =all turns them on for prefill
+// too (the same per-row approximation: for `strata ppl --kl-base`, which scores by prefill).
+std::atomic<int> g_int8_scores{-1};  // -1: not yet read from the environment
+// STRATA_ATTN_AMX=0: AMX tiles off; =1: one product; otherwise two.
+std::atomic<int> g_amx{-1};
+}  // namespace
+
+bool attention_int8_scores_default() {
+  return env_level(g_int8_scores, "STRATA_ATTN_INT8", [](const char* e) {
+           return e && e[0] == '0' ? 0 : e && std::string_view(e) == "all" ? 2 : 1;
+         }) != 0;
+}
+
+void set_attention_int8_scores_default(bool on) { g_int8_scores.store(on ? 1 : 0, std::memory_order_relaxed); }
+
+int attention_amx_default() {
+  return env_level(g_amx, "STRATA_ATTN_AMX", [](const char* e) { return e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : 2; });
+}
+
+void set_attention_amx_default(int amx) { g_amx.store(amx == 0 || amx == 1 ? amx : 2, std::memory_order_relaxed); }
 
 bool attention_amx_usable() { return detail::amx_usable(); }
 
@@ -175,7 +174,7 @@ AttentionConfig resolve_attention_config(const AttentionShape& s, int64_t n_q, i
     c.int8_scores = attention_int8_scores_default() && (decoding || g_int8_scores.load() == 2) ? digits : 0;
   }
   if (c.amx < 0) c.amx = attention_amx_default();
-  if (c.amx != 0 && c.amx != 1) c.amx = 3;
+  if (c.amx != 0 && c.amx != 1) c.amx = 2;
   return c;
 }
 

@@ -76,7 +76,7 @@ struct AttentionConfig {
   // AMX tiles (attention_amx.h): items of at most 16 query rows (decoding) over bf16 K/V with head_dim a
   // multiple of 32 run Q·Kᵀ and P·V as bf16 tile products on CPUs with AMX-BF16 (Sapphire Rapids and
   // later), the rest as above. 0 off; 1: one product (q and p rounded to bf16: ~1e-2 of outputs ~N(0,1));
-  // 3: q and p split into bf16 hi + lo, two products (float32-like, ~1e-5: the default); -1 (default) = 3
+  // 2: q and p split into bf16 hi + lo, two products (float32-like, ~1e-5: the default); -1 (default) = 2
   // unless attention_amx_default() says otherwise. Used only where attention_amx_usable().
   int32_t amx = -1;
 };
@@ -87,7 +87,7 @@ struct AttentionConfig {
 bool attention_int8_scores_default();
 void set_attention_int8_scores_default(bool on);
 
-// The process-wide default of AttentionConfig::amx: 3 (on), unless STRATA_ATTN_AMX=0 (off) or =1 (one
+// The process-wide default of AttentionConfig::amx: 2 (on), unless STRATA_ATTN_AMX=0 (off) or =1 (one
 // product) is set in the environment or set_attention_amx_default() was called. Whether this CPU and OS
 // allow AMX at all: attention_amx_usable().
 int attention_amx_default();

@@ -11,7 +11,6 @@
 #include "kernels/attention_amx.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -19,6 +18,7 @@
 #include <limits>
 #include <memory>
 
+#include "core/fp16.h"
 #include "tensor/dtype.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -39,7 +39,7 @@ namespace strata::kernels::detail {
 namespace {
 
 #define AMX_FN \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16,f16c,fma")))
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16,fma")))
 
 constexpr int kMaxRows = 16;    // query rows of an item (the M of the output tiles)
 constexpr int kMaxHeadDim = 256;
@@ -52,8 +52,7 @@ bool detect_amx() {
   unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
   if (!avx512 || !amx || !__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) || !(a1 >> 5 & 1)) return false;  // AVX512-BF16
   unsigned a0 = 0, b0 = 0, c0 = 0, d0 = 0;
-  if (!__get_cpuid(1, &a0, &b0, &c0, &d0) || !(c0 >> 27 & 1) || !(c0 >> 29 & 1) || !(c0 >> 12 & 1))
-    return false;  // OSXSAVE, F16C, FMA
+  if (!__get_cpuid(1, &a0, &b0, &c0, &d0) || !(c0 >> 27 & 1) || !(c0 >> 12 & 1)) return false;  // OSXSAVE, FMA
   unsigned lo = 0, hi = 0;
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   if ((lo & 0xE6) != 0xE6) return false;  // the OS saves SSE, AVX and AVX-512 state
@@ -97,19 +96,6 @@ struct Scratch {
     return buf.get();
   }
 };
-
-// bf16 bits of a (finite) float, rounded to nearest even like VCVTNEPS2BF16, and back.
-inline uint16_t bf16_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-inline float bf16_float(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 // bf16 of x (round to nearest even) and x's residual x - float(bf16(x)).
 AMX_FN inline __m256i to_bf16(__m512 x) {
@@ -289,7 +275,7 @@ AMX_FN void run_item(const AttnItem& it, AttentionIoStats& stats) {
   d.hd = s.head_dim;
   d.R = static_cast<int>(it.q_count) * group;
   d.nks = d.hd / 32;
-  d.lo = it.amx != 1;
+  d.lo = it.amx == 2;
   // Keys per tile: a V tile in pair layout and a tail K tile (bf16) of 16 KiB each at head_dim 64.
   d.T = std::clamp(8192 / d.hd / 32 * 32, 32, 128);  // whole 32-key chunks (the K of a P·V tile product)
   const int nh = it.kv_heads, R = d.R, hd = d.hd, T = d.T;
@@ -328,11 +314,11 @@ AMX_FN void run_item(const AttnItem& it, AttentionIoStats& stats) {
       for (int c = 0; c < hd; c += 16)
         _mm512_store_ps(qs + c, _mm512_mul_ps(_mm512_loadu_ps(q + c), _mm512_set1_ps(s.scale)));
       for (int c = 0; c < hd; ++c) {
-        const uint16_t h16 = bf16_bits(qs[c]);
+        const uint16_t h16 = f32_to_bf16(qs[c]);  // rounded to nearest even, as VCVTNEPS2BF16
         const int ks = c / 32, p = (c % 32) / 2, e = c % 2;
         uint16_t* t = qb + (static_cast<size_t>(x) * d.nks + ks) * 2 * q_tile;
         t[p * 2 * R + 2 * r + e] = h16;
-        t[q_tile + p * 2 * R + 2 * r + e] = bf16_bits(qs[c] - bf16_float(h16));
+        t[q_tile + p * 2 * R + 2 * r + e] = f32_to_bf16(qs[c] - bf16_to_f32(h16));
       }
     }
   stats.q_bytes += int64_t{nh} * R * hd * 4;

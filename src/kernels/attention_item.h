@@ -25,7 +25,7 @@ struct AttnItem {
   // value (AttentionConfig::int8_scores).
   int8_t int8_scores = 0;
   // Q·Kᵀ and P·V on AMX tiles where the CPU, the K/V formats and the rows allow (attention_amx.h): 0 off,
-  // 1 one bf16 product, 3 three (hi/lo split: float32-like accuracy) (AttentionConfig::amx).
+  // 1 one bf16 product, 2 two (q and p split into bf16 hi + lo: float32-like) (AttentionConfig::amx).
   int8_t amx = 0;
   // Exactly one is set: out = the whole output array (rows are normalized and written in place);
   // partial = [kv_heads][rows][head_dim + 2]: the unnormalized o row, then its running max m and sum l.
